@@ -1,0 +1,381 @@
+"""Merged project pages: fetched from upstreams, cached (memory, then database), rendered once.
+
+A warm request costs a dict lookup: each (project, view, format) is rendered to bytes once,
+with its gzip form and ETag, and kept until the page's TTL runs out. Refreshes are
+single-flight (concurrent misses for one page make one round of upstream requests), revalidate
+with If-None-Match, and fall back to the stale page when an upstream fails.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import hashlib
+import logging
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from packaging.utils import canonicalize_name
+
+from index_proxy.config import Config, HardwareSpec, IndexConfig, glob_matches
+from index_proxy.hardware import fits
+from index_proxy.merge import MergedProject, ServedFile, Undecidable, indexes_to_ask, merge_project, owner_of
+from index_proxy.metrics import Metrics
+from index_proxy.render import (
+    render_list_html,
+    render_list_json,
+    render_project_html,
+    render_project_json,
+)
+from index_proxy.simple.model import ProjectList, ProjectPage
+from index_proxy.simple.negotiate import PageFormat
+from index_proxy.status import UpstreamHealth
+from index_proxy.store.codec import decode_list, decode_page, encode_list, encode_page
+from index_proxy.store.db import Database, FileRecord, StoredPage
+from index_proxy.upstreams.base import Found, NotFound, NotModified, Upstream
+
+__all__ = ["PageService", "ProjectUnavailable", "RenderedPage", "Undecidable", "View"]
+
+log = logging.getLogger("index_proxy.pages")
+
+_LIST_KEY = ""
+
+
+class ProjectUnavailable(Exception):
+    """No page can be served: the upstreams that could have it failed and nothing is cached."""
+
+    def __init__(self, project: str, reasons: Mapping[str, str]) -> None:
+        detail = "; ".join(f"{index}: {reason}" for index, reason in reasons.items())
+        super().__init__(f"cannot serve {project!r}: upstreams unavailable and no cached page ({detail})")
+        self.project = project
+        self.reasons = dict(reasons)
+
+
+@dataclass(frozen=True, slots=True)
+class View:
+    """How a page is shown: where file links point from, and which machine it is for."""
+
+    prefix: str
+    profile: HardwareSpec | None
+    key: str
+
+
+@dataclass(frozen=True, slots=True)
+class RenderedPage:
+    body: bytes
+    gzip_body: bytes
+    etag: bytes
+    gzip_etag: bytes
+
+
+@dataclass
+class _Entry:
+    merged: MergedProject | None
+    expires: float
+    metadata_hashes: dict[str, str]
+    rendered: dict[tuple[str, PageFormat], RenderedPage] = field(default_factory=dict)
+
+
+@dataclass
+class _ListEntry:
+    names: tuple[str, ...]
+    expires: float
+    rendered: dict[PageFormat, RenderedPage] = field(default_factory=dict)
+
+
+def _rendered(body: bytes, suffix: str) -> RenderedPage:
+    digest = hashlib.blake2b(body, digest_size=16).hexdigest()
+    return RenderedPage(
+        body=body,
+        gzip_body=gzip.compress(body, compresslevel=6, mtime=0),
+        etag=f'"{digest}-{suffix}"'.encode(),
+        gzip_etag=f'"{digest}-{suffix}-gz"'.encode(),
+    )
+
+
+class PageService:
+    def __init__(
+        self,
+        config: Config,
+        upstreams: Mapping[str, Upstream],
+        database: Database,
+        metrics: Metrics,
+        health: UpstreamHealth,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.config = config
+        self.indexes: Sequence[IndexConfig] = config.indexes
+        self.upstreams = upstreams
+        self.database = database
+        self.metrics = metrics
+        self.health = health
+        self.clock = clock
+        self._projects: dict[str, _Entry] = {}
+        self._list: _ListEntry | None = None
+        self._inflight: dict[str, asyncio.Future[Any]] = {}
+        self.files: dict[str, ServedFile] = {}
+
+    # -- the hot path -------------------------------------------------------------------
+    def cached_project(self, project: str, view: View, page_format: PageFormat) -> RenderedPage | None:
+        """The rendered page if it is fresh; None means ``load_project`` must run first."""
+        entry = self._projects.get(project)
+        if entry is None or entry.merged is None or entry.expires < self.clock():
+            return None
+        rendered = entry.rendered.get((view.key, page_format))
+        if rendered is None:
+            rendered = self._render(entry, entry.merged, view, page_format)
+        return rendered
+
+    def cached_list(self, page_format: PageFormat) -> RenderedPage | None:
+        entry = self._list
+        if entry is None or entry.expires < self.clock():
+            return None
+        rendered = entry.rendered.get(page_format)
+        if rendered is None:
+            body = (
+                render_list_json(entry.names)
+                if page_format is PageFormat.JSON
+                else render_list_html(entry.names)
+            )
+            rendered = entry.rendered[page_format] = _rendered(
+                body, "j" if page_format is PageFormat.JSON else "h"
+            )
+        return rendered
+
+    def _render(
+        self, entry: _Entry, merged: MergedProject, view: View, page_format: PageFormat
+    ) -> RenderedPage:
+        files = [served for served in merged.files if fits(served.hardware, view.profile)]
+        if page_format is PageFormat.JSON:
+            body = render_project_json(
+                merged.name, files, merged.versions, view.prefix, entry.metadata_hashes, merged.project_status
+            )
+        else:
+            body = render_project_html(merged.name, files, view.prefix, entry.metadata_hashes)
+        rendered = _rendered(body, "j" if page_format is PageFormat.JSON else "h")
+        entry.rendered[(view.key, page_format)] = rendered
+        return rendered
+
+    # -- loading ------------------------------------------------------------------------
+    async def load_project(self, project: str) -> MergedProject | None:
+        """The merged page, refreshed if stale; None when no index has the project.
+
+        Raises Undecidable or ProjectUnavailable when the answer cannot be known.
+        """
+        entry = self._projects.get(project)
+        if entry is not None and entry.expires >= self.clock():
+            return entry.merged
+        return await self._single_flight(project, lambda: self._refresh_project(project))
+
+    async def load_list(self) -> tuple[str, ...]:
+        if self._list is not None and self._list.expires >= self.clock():
+            return self._list.names
+        return await self._single_flight(_LIST_KEY, self._refresh_list)
+
+    async def _single_flight(self, key: str, work: Callable[[], Awaitable[Any]]) -> Any:
+        running = self._inflight.get(key)
+        if running is not None:
+            return await asyncio.shield(running)
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._inflight[key] = future
+        try:
+            result = await work()
+        except BaseException as error:
+            future.set_exception(error)
+            # Mark retrieved: waiters may be absent, and an unobserved exception is only noise.
+            future.exception()
+            raise
+        else:
+            future.set_result(result)
+            return result
+        finally:
+            del self._inflight[key]
+
+    def invalidate(self, project: str | None = None) -> None:
+        """Forget cached merges so the next request asks the upstreams (admin refresh)."""
+        if project is None:
+            self._projects.clear()
+            self._list = None
+        else:
+            self._projects.pop(project, None)
+
+    def metadata_known(self, project: str, file_id: str, sha256: str) -> None:
+        """Extracted metadata now has a hash: advertise it from the next render on."""
+        entry = self._projects.get(project)
+        if entry is not None:
+            entry.metadata_hashes[file_id] = sha256
+            entry.rendered.clear()
+
+    async def _refresh_project(self, project: str) -> MergedProject | None:
+        started = time.perf_counter()
+        asked = indexes_to_ask(self.indexes, project)
+        results = await asyncio.gather(*(self._upstream_page(index, project) for index in asked))
+        pages: dict[str, ProjectPage | None] = {}
+        unavailable: dict[str, str] = {}
+        changed = project not in self._projects
+        for index, (page, failure, fresh) in zip(asked, results, strict=True):
+            if failure is not None:
+                unavailable[index.name] = failure
+            else:
+                pages[index.name] = page
+            changed = changed or fresh
+        merged = merge_project(self.indexes, project, pages, unavailable)
+        if merged is None and unavailable:
+            raise ProjectUnavailable(project, unavailable)
+        metadata_hashes: dict[str, str] = {}
+        if merged is not None:
+            for served in merged.files:
+                self.files[served.file_id] = served
+            if changed:
+                await self._remember(merged)
+            metadata_hashes = {
+                record.file_id: record.metadata_sha256
+                for record in await self.database.files_of_project(project)
+                if record.metadata_sha256
+            }
+        ttl = min((self._ttl(index) for index in asked), default=self.config.server.page_ttl)
+        self._projects[project] = _Entry(merged, self.clock() + ttl, metadata_hashes)
+        self.metrics.refresh_seconds.observe(time.perf_counter() - started)
+        return merged
+
+    async def _remember(self, merged: MergedProject) -> None:
+        await self.database.upsert_files(
+            [
+                FileRecord(
+                    file_id=served.file_id,
+                    index_name=served.index,
+                    project=merged.name,
+                    filename=served.file.filename,
+                    upstream_url=served.file.url,
+                    sha256=served.file.sha256,
+                    size=served.file.size,
+                    upstream_metadata=_json_metadata(served.file.core_metadata),
+                    metadata_sha256=None,
+                    stored=False,
+                )
+                for served in merged.files
+            ]
+        )
+        if merged.events:
+            new = await self.database.record_guard_events(merged.events)
+            for event in new:
+                self.metrics.guard_events.labels(event.kind).inc()
+                log.warning(
+                    "guard dropped a file",
+                    extra={
+                        "kind": event.kind,
+                        "project": event.project,
+                        "file": event.filename,
+                        "index": event.index_name,
+                        "kept_index": event.kept_index,
+                    },
+                )
+
+    def _ttl(self, index: IndexConfig) -> float:
+        return index.ttl if index.ttl is not None else self.config.server.page_ttl
+
+    async def _upstream_page(
+        self, index: IndexConfig, project: str
+    ) -> tuple[ProjectPage | None, str | None, bool]:
+        """(page or None if the index lacks it, failure reason, whether it changed)."""
+        stored = await self.database.get_page(index.name, project)
+        now = self.clock()
+        if stored is not None and now - stored.fetched_at < self._ttl(index):
+            return (decode_page(stored.payload) if stored.found else None), None, False
+        upstream = self.upstreams[index.name]
+        outcome = await upstream.project_page(
+            project, stored.etag if stored is not None and stored.found else None
+        )
+        self.metrics.upstream_requests.labels(index.name, type(outcome).__name__).inc()
+        match outcome:
+            case Found(page=ProjectPage() as page, etag=etag):
+                self.health.succeeded(index.name)
+                await self.database.put_page(
+                    StoredPage(index.name, project, True, etag, now, encode_page(page))
+                )
+                return page, None, True
+            case NotModified() if stored is not None:
+                self.health.succeeded(index.name)
+                await self.database.touch_page(index.name, project, now)
+                return (decode_page(stored.payload) if stored.found else None), None, False
+            case NotFound():
+                self.health.succeeded(index.name)
+                changed = stored is None or stored.found
+                await self.database.put_page(StoredPage(index.name, project, False, None, now, b""))
+                return None, None, changed
+        reason = getattr(outcome, "reason", f"unexpected answer {type(outcome).__name__}")
+        return self._stale_or_failure(index, project, stored, reason)
+
+    def _stale_or_failure(
+        self, index: IndexConfig, project: str, stored: StoredPage | None, reason: str
+    ) -> tuple[ProjectPage | None, str | None, bool]:
+        self.health.failed(index.name, reason)
+        if stored is None:
+            log.error(
+                "upstream failed, nothing cached",
+                extra={"index": index.name, "project": project, "reason": reason},
+            )
+            return None, reason, False
+        self.health.status(index.name).stale_served += 1
+        self.metrics.stale_served.labels(index.name).inc()
+        log.warning(
+            "upstream failed, serving stale page",
+            extra={"index": index.name, "project": project, "reason": reason},
+        )
+        return (decode_page(stored.payload) if stored.found else None), None, False
+
+    async def _refresh_list(self) -> tuple[str, ...]:
+        names: set[str] = set()
+        results = await asyncio.gather(*(self._upstream_list(index) for index in self.indexes))
+        for index, project_list in zip(self.indexes, results, strict=True):
+            if project_list is None:
+                continue
+            for raw in project_list.names:
+                name = canonicalize_name(raw)
+                if index.only is not None and not glob_matches(index.only, name):
+                    continue
+                owner = owner_of(self.indexes, name)
+                if owner is not None and owner is not index:
+                    continue
+                names.add(name)
+        ttl = min((self._ttl(index) for index in self.indexes), default=self.config.server.page_ttl)
+        result = tuple(sorted(names))
+        self._list = _ListEntry(result, self.clock() + ttl)
+        return result
+
+    async def _upstream_list(self, index: IndexConfig) -> ProjectList | None:
+        stored = await self.database.get_page(index.name, _LIST_KEY)
+        now = self.clock()
+        if stored is not None and now - stored.fetched_at < self._ttl(index):
+            return decode_list(stored.payload) if stored.found else None
+        outcome = await self.upstreams[index.name].project_list(stored.etag if stored is not None else None)
+        self.metrics.upstream_requests.labels(index.name, type(outcome).__name__).inc()
+        match outcome:
+            case Found(page=ProjectList() as project_list, etag=etag):
+                self.health.succeeded(index.name)
+                await self.database.put_page(
+                    StoredPage(index.name, _LIST_KEY, True, etag, now, encode_list(project_list))
+                )
+                return project_list
+            case NotModified() if stored is not None:
+                self.health.succeeded(index.name)
+                await self.database.touch_page(index.name, _LIST_KEY, now)
+                return decode_list(stored.payload) if stored.found else None
+            case NotFound():
+                self.health.succeeded(index.name)
+                return None
+        reason = getattr(outcome, "reason", f"unexpected answer {type(outcome).__name__}")
+        self.health.failed(index.name, reason)
+        if stored is not None and stored.found:
+            self.health.status(index.name).stale_served += 1
+            self.metrics.stale_served.labels(index.name).inc()
+            return decode_list(stored.payload)
+        return None
+
+
+def _json_metadata(value: object) -> object:
+    if isinstance(value, Mapping):
+        return dict(value)
+    return value

@@ -1,0 +1,1 @@
+"""Persistence: the SQL database (pages, files, guard events) and the blob store (file bytes)."""

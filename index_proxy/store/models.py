@@ -1,0 +1,66 @@
+"""SQLAlchemy models. Every change here needs an Alembic revision in ``migrations/versions``."""
+
+from __future__ import annotations
+
+from sqlalchemy import Boolean, Float, Index, Integer, LargeBinary, String, Text, UniqueConstraint
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+__all__ = ["Base", "FileRow", "GuardEventRow", "UpstreamPageRow"]
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class UpstreamPageRow(Base):
+    """The last page an upstream gave for a project (``project == ""`` is the project list).
+
+    ``payload`` holds our parsed form as JSON rather than the upstream's bytes, so a page is
+    parsed once per change, not once per process start.
+    """
+
+    __tablename__ = "upstream_pages"
+
+    index_name: Mapped[str] = mapped_column(String(200), primary_key=True)
+    project: Mapped[str] = mapped_column(String(300), primary_key=True)
+    found: Mapped[bool] = mapped_column(Boolean, default=True)
+    etag: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    fetched_at: Mapped[float] = mapped_column(Float)
+    payload: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class FileRow(Base):
+    """A distribution file the proxy has listed, keyed by the id used in its ``/files/`` URL."""
+
+    __tablename__ = "files"
+
+    file_id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    index_name: Mapped[str] = mapped_column(String(200))
+    project: Mapped[str] = mapped_column(String(300), index=True)
+    filename: Mapped[str] = mapped_column(String(500))
+    upstream_url: Mapped[str] = mapped_column(Text)
+    sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    size: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    # JSON of the upstream's core-metadata value: null (unknown), false, true or {algo: hex}
+    upstream_metadata: Mapped[str | None] = mapped_column(Text, nullable=True)
+    metadata_sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    stored: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class GuardEventRow(Base):
+    """A file the merge dropped, and why; unique so a page refresh does not repeat it."""
+
+    __tablename__ = "guard_events"
+    __table_args__ = (
+        UniqueConstraint("kind", "project", "filename", "index_name", name="uq_guard_event"),
+        Index("ix_guard_events_at", "at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[float] = mapped_column(Float)
+    kind: Mapped[str] = mapped_column(String(50))
+    project: Mapped[str] = mapped_column(String(300))
+    filename: Mapped[str] = mapped_column(String(500))
+    index_name: Mapped[str] = mapped_column(String(200))
+    kept_index: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    detail: Mapped[str] = mapped_column(Text, default="")
