@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import sys
-import sysconfig
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,17 +32,12 @@ from support.clients import (
 )
 from support.proxy import RunningProxy
 from support.upstream import JSON_TYPE, FolderIndex, UpstreamServer
-from support.wheels import build_sdist, build_wheel
+from support.wheels import build_sdist, build_wheel, native_tag
 
 pytestmark = pytest.mark.clients
 
 ANSWER_C = "int answer(void) { return 42; }\n"
-# A CPython-ABI, plain-linux platform tag for this interpreter: what a locally built extension gets,
-# and a tag pip, uv and pipenv all accept on any Linux of this architecture.
-NATIVE_TAG = (
-    f"cp{sys.version_info.major}{sys.version_info.minor}-cp{sys.version_info.major}{sys.version_info.minor}-"
-    + sysconfig.get_platform().replace("-", "_").replace(".", "_")
-)
+NATIVE_TAG = native_tag()
 
 GRAPH_EXPECTED = {"app": "1.0", "libb": "2.0", "tinyutil": "1.0", "fastcalc": "1.0"}
 CONFUSION_EXPECTED = {"acme-utils": "1.0", "pubdep": "1.0"}

@@ -35,7 +35,7 @@ from support.clients import (
     write_pipfile,
 )
 from support.upstream import JSON_TYPE, UpstreamServer
-from support.wheels import build_sdist, build_wheel, read_wheel_metadata
+from support.wheels import build_sdist, build_wheel, native_tag, read_wheel_metadata
 
 ANSWER_C = "int answer(void) { return 42; }\n"
 PIP_ACCEPT = (
@@ -168,7 +168,7 @@ def test_sdist_layout(wheel_dir: Path) -> None:
 
 def test_pip_installs_built_wheels_and_the_so_loads(wheel_dir: Path, tmp_path: Path) -> None:
     """A real installer accepts the wheels (RECORD, WHEEL, tags) and the ELF is loadable."""
-    build_wheel(wheel_dir, "fastcalc", "1.0", tag="cp311-cp311-linux_x86_64", extension_c=ANSWER_C)
+    build_wheel(wheel_dir, "fastcalc", "1.0", tag=native_tag(), extension_c=ANSWER_C)
     build_wheel(wheel_dir, "app", "3.1", requires_dist=["fastcalc==1.0"])
     target = tmp_path / "target"
     proc = subprocess.run(

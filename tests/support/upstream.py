@@ -226,6 +226,7 @@ class UpstreamServer:
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
         # Hashing every file on every page request would make big directories slow; key by stat.
+        # Handler threads share it unlocked: a race only computes the same entry twice.
         self._scan_cache: dict[tuple[str, int, int], _DistFile] = {}
 
     # -- lifecycle ---------------------------------------------------------------------------------
@@ -436,7 +437,7 @@ class UpstreamServer:
             time.sleep(delay)
         try:
             self._route(req, head=head)
-        except (BrokenPipeError, ConnectionResetError):
+        except OSError:
             # The client (or stop()) went away mid-response; nothing left to tell anyone.
             req.close_connection = True
 

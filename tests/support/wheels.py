@@ -14,6 +14,8 @@ import io
 import json
 import re
 import subprocess
+import sys
+import sysconfig
 import tarfile
 import tempfile
 import zipfile
@@ -30,6 +32,7 @@ __all__ = [
     "build_wheel",
     "dist_stem",
     "import_name",
+    "native_tag",
     "read_wheel_metadata",
     "sha256_file",
 ]
@@ -38,6 +41,13 @@ _EMPTY: Mapping[str, bytes] = MappingProxyType({})
 # Zip cannot store dates before 1980; a fixed date keeps builds byte-for-byte reproducible.
 _ZIP_DATE = (1980, 1, 1, 0, 0, 0)
 _GCC_TIMEOUT = 120
+
+
+def native_tag() -> str:
+    """``cpXY-cpXY-linux_<arch>`` for this interpreter: what a locally built extension is tagged,
+    and a tag pip, uv and pipenv all accept on any Linux of this architecture."""
+    xy = f"{sys.version_info.major}{sys.version_info.minor}"
+    return f"cp{xy}-cp{xy}-" + sysconfig.get_platform().replace("-", "_").replace(".", "_")
 
 
 def dist_stem(name: str) -> str:
