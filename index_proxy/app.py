@@ -1,15 +1,16 @@
-"""The ASGI application: wiring of config, storage, upstreams and services, and the HTTP surface."""
+"""The ASGI application: the HTTP surface over the services (pages, files, analysis, admin)."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hmac
 import logging
 import time
-from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass
+from collections.abc import AsyncIterator
 from typing import Any
 
+from packaging.utils import canonicalize_name
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -18,44 +19,23 @@ from starlette.routing import Route
 from starlette.schemas import SchemaGenerator
 
 from index_proxy import __version__
-from index_proxy.config import Config, IndexConfig
-from index_proxy.files import FileService, MetadataUnavailable, UnknownFile
+from index_proxy.analysis import AnalysisWorker, Monitor
+from index_proxy.api_analysis import analysis_problems, analysis_queue, file_analysis, new_files_hook
+from index_proxy.config import Config
+from index_proxy.files import MetadataUnavailable, UnknownFile
 from index_proxy.metrics import Metrics
-from index_proxy.pages import PageService
+from index_proxy.services import Services, open_services
 from index_proxy.simple_view import SimpleIndexApp
-from index_proxy.status import UpstreamHealth
-from index_proxy.store.blobs import DigestMismatch, FolderBlobStore
-from index_proxy.store.db import Database, FileRecord
+from index_proxy.store.blobs import DigestMismatch
+from index_proxy.store.db import FileRecord
 from index_proxy.upstream_response import UpstreamFileResponse
-from index_proxy.upstreams.base import Upstream, UpstreamFileError
-from index_proxy.upstreams.folder import FolderUpstream
-from index_proxy.upstreams.http import HttpUpstream, make_http_client
-from index_proxy.upstreams.pip_index import pip_index_url
+from index_proxy.upstreams.base import UpstreamFileError
 
-__all__ = ["Services", "create_app"]
+__all__ = ["create_app"]
 
 log = logging.getLogger("index_proxy.app")
 
 _IMMUTABLE = "public, max-age=31536000, immutable"
-
-
-@dataclass
-class Services:
-    config: Config
-    database: Database
-    blobs: FolderBlobStore
-    upstreams: Mapping[str, Upstream]
-    pages: PageService
-    files: FileService
-    metrics: Metrics
-    health: UpstreamHealth
-
-
-def _make_upstream(index: IndexConfig, client: Any) -> Upstream:
-    if index.kind == "folder":
-        return FolderUpstream(index)
-    url = pip_index_url() if index.url == "pip" else index.url
-    return HttpUpstream(index, url, client)
 
 
 class _Lazy:
@@ -75,26 +55,29 @@ def create_app(config: Config) -> Any:
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
-        database = Database(config.storage.database)
-        await database.migrate()
-        client = make_http_client()
-        upstreams = {index.name: _make_upstream(index, client) for index in config.indexes}
-        health = UpstreamHealth()
-        for index in config.indexes:
-            health.status(index.name)
-        blobs = FolderBlobStore(config.storage.blobs)
-        pages = PageService(config, upstreams, database, metrics, health)
-        files = FileService(upstreams, database, blobs, pages, metrics)
-        holder.services = Services(config, database, blobs, upstreams, pages, files, metrics, health)
-        fast.pages = pages
-        log.info(
-            "index-proxy started", extra={"indexes": [i.name for i in config.indexes], "version": __version__}
-        )
-        try:
-            yield
-        finally:
-            await client.aclose()
-            await database.close()
+        async with open_services(config, metrics) as services:
+            holder.services = services
+            fast.pages = services.pages
+            stop = asyncio.Event()
+            background = [
+                asyncio.create_task(AnalysisWorker(services).run(stop))
+                for _ in range(config.server.analysis_workers)
+            ]
+            if config.monitor:
+                background.append(asyncio.create_task(Monitor(services).run(stop)))
+            log.info(
+                "index-proxy started",
+                extra={
+                    "indexes": [i.name for i in config.indexes],
+                    "version": __version__,
+                    "analysis_workers": config.server.analysis_workers,
+                },
+            )
+            try:
+                yield
+            finally:
+                stop.set()
+                await asyncio.gather(*background, return_exceptions=True)
 
     routes = [
         Route("/", _root, methods=["GET"]),
@@ -106,6 +89,10 @@ def create_app(config: Config) -> Any:
         Route("/api/v1/admin/guard-events", _guard_events, methods=["GET"]),
         Route("/api/v1/admin/indexes", _indexes, methods=["GET"]),
         Route("/api/v1/admin/refresh", _refresh, methods=["POST"]),
+        Route("/api/v1/admin/analysis/queue", _analysis_queue, methods=["GET"]),
+        Route("/api/v1/admin/analysis/problems", _analysis_problems, methods=["GET"]),
+        Route("/api/v1/analysis/{project}/{version}", _analysis, methods=["GET"]),
+        Route("/api/v1/hooks/new-files", _new_files_hook, methods=["POST"]),
     ]
     starlette = Starlette(routes=routes, lifespan=lifespan)
     starlette.state.holder = holder
@@ -245,19 +232,26 @@ async def _file_response(request: Request, services: Services, record: FileRecor
             digest = await services.files.download(record)
         else:
             return UpstreamFileResponse(services.files.stream_from_upstream(record), record)  # type: ignore[return-value]
+    etag = f'"{digest}"'
+    if etag in [
+        tag.strip().removeprefix("W/") for tag in request.headers.get("if-none-match", "").split(",")
+    ]:
+        return Response(status_code=304, headers={"etag": etag, "cache-control": _IMMUTABLE})
     path = services.blobs.local_path(digest)
     assert path is not None
     services.metrics.files.labels("cache").inc()
     return FileResponse(
         path,
         media_type="application/octet-stream",
-        headers={"etag": f'"{digest}"', "cache-control": _IMMUTABLE},
+        headers={"etag": etag, "cache-control": _IMMUTABLE},
     )
 
 
 async def _core_metadata(services: Services, record: FileRecord) -> Response:
     try:
         data = await services.files.core_metadata(record)
+    except DigestMismatch as error:
+        return _error(502, f"{record.filename} from index {record.index_name!r}: {error}; not kept")
     except MetadataUnavailable as error:
         return _error(404, f"no core metadata for {record.filename}: {error}")
     except UpstreamFileError as error:
@@ -372,5 +366,73 @@ async def _refresh(request: Request) -> Response:
     if (denied := _authorized(request)) is not None:
         return denied
     project = request.query_params.get("project")
-    _services(request).pages.invalidate(project)
-    return JSONResponse({"refreshed": project or "*"})
+    name = canonicalize_name(project) if project else None
+    _services(request).pages.invalidate(name)
+    return JSONResponse({"refreshed": name or "*"})
+
+
+async def _analysis_queue(request: Request) -> Response:
+    """
+    summary: The analysis queue (admin)
+    responses:
+      200: {description: job counts by state and the newest jobs}
+    """
+    if (denied := _authorized(request)) is not None:
+        return denied
+    return JSONResponse(await analysis_queue(_services(request)))
+
+
+async def _analysis_problems(request: Request) -> Response:
+    """
+    summary: Mis-tagged and broken files seen on each index (admin)
+    parameters:
+      - {name: index, in: query, required: false, schema: {type: string}}
+    responses:
+      200: {description: the files with their findings}
+    """
+    if (denied := _authorized(request)) is not None:
+        return denied
+    return JSONResponse(await analysis_problems(_services(request), request.query_params.get("index")))
+
+
+async def _analysis(request: Request) -> Response:
+    """
+    summary: Analyzer facts for each file of a release
+    responses:
+      200: {description: files with their analysis state and facts}
+      404: {description: no files of this release are known}
+    """
+    status, body = await file_analysis(
+        _services(request), request.path_params["project"], request.path_params["version"]
+    )
+    return JSONResponse(body, status_code=status)
+
+
+async def _new_files_hook(request: Request) -> Response:
+    """
+    summary: An index announces new files; they are queued for analysis
+    requestBody:
+      content:
+        application/json:
+          schema:
+            type: object
+            required: [index]
+            properties:
+              index: {type: string}
+              projects: {type: array, items: {type: string}}
+              files:
+                type: array
+                items: {type: object, properties: {project: {type: string}, filename: {type: string}}}
+    responses:
+      202: {description: queued}
+      400: {description: malformed body}
+      401: {description: missing or wrong bearer token}
+    """
+    if (denied := _authorized(request)) is not None:
+        return denied
+    try:
+        payload = await request.json()
+    except ValueError:
+        return _error(400, 'the body must be JSON: {"index": NAME, "projects": [...], "files": [...]}')
+    status, body = await new_files_hook(_services(request), payload)
+    return JSONResponse(body, status_code=status)

@@ -46,6 +46,32 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _worker(args: argparse.Namespace) -> int:
+    import asyncio
+    import signal
+
+    from index_proxy.analysis import AnalysisWorker, Monitor
+    from index_proxy.logs import setup_logging
+    from index_proxy.services import open_services
+
+    config = _load(args.config)
+    setup_logging(args.log_level)
+
+    async def run() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop.set)
+        async with open_services(config) as services:
+            tasks = [asyncio.create_task(AnalysisWorker(services).run(stop)) for _ in range(args.concurrency)]
+            if args.monitor:
+                tasks.append(asyncio.create_task(Monitor(services).run(stop)))
+            await asyncio.gather(*tasks)
+
+    asyncio.run(run())
+    return 0
+
+
 def _check_config(args: argparse.Namespace) -> int:
     config = _load(args.config)
     print(
@@ -71,6 +97,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--access-log", action="store_true", help="log every request (off: it costs throughput)"
     )
     serve.set_defaults(handler=_serve)
+    worker = commands.add_parser("worker", help="analyse queued files (any number of these may run)")
+    worker.add_argument("--config", help="YAML config file; must share the server's database and blob store")
+    worker.add_argument("--concurrency", type=int, default=1, help="jobs analysed at once by this process")
+    worker.add_argument("--monitor", action="store_true", help="also poll the monitor: rules for new files")
+    worker.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    worker.set_defaults(handler=_worker)
     check = commands.add_parser("check-config", help="validate a config file and exit")
     check.add_argument("config", nargs="?")
     check.set_defaults(handler=_check_config)

@@ -77,6 +77,11 @@ class ServerConfig:
     admin_token: str | None = None
     page_ttl: float = 600.0
     default_profile: str | None = None
+    # Analysis: in-process workers (0: only ``index-proxy worker`` processes analyse), how often
+    # monitored indexes are polled, and how long a leased job may run before another worker takes it.
+    analysis_workers: int = 1
+    monitor_interval: float = 300.0
+    analysis_lease: float = 300.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -235,7 +240,17 @@ _FEATURE = re.compile(r"[a-z0-9][a-z0-9_.]*")
 _CUDA = re.compile(r"[0-9]+\.[0-9]+")
 _KINDS: tuple[str, ...] = get_args(IndexKind)
 _TOP_KEYS = ("server", "storage", "indexes", "profiles", "monitor", "prescriptions")
-_SERVER_KEYS = ("host", "port", "public_url", "admin_token", "page_ttl", "default_profile")
+_SERVER_KEYS = (
+    "host",
+    "port",
+    "public_url",
+    "admin_token",
+    "page_ttl",
+    "default_profile",
+    "analysis_workers",
+    "monitor_interval",
+    "analysis_lease",
+)
 _STORAGE_KEYS = ("database", "blobs")
 _INDEX_KEYS = (
     "name",
@@ -598,6 +613,29 @@ class _Reader:
                 float, self.seconds(fields.get("page_ttl"), "server.page_ttl", defaults.page_ttl, "600")
             ),
             default_profile=default_profile,
+            analysis_workers=self.integer(
+                fields.get("analysis_workers"),
+                "server.analysis_workers",
+                0,
+                64,
+                defaults.analysis_workers,
+                "1",
+            ),
+            monitor_interval=cast(
+                float,
+                self.seconds(
+                    fields.get("monitor_interval"),
+                    "server.monitor_interval",
+                    defaults.monitor_interval,
+                    "300",
+                ),
+            ),
+            analysis_lease=cast(
+                float,
+                self.seconds(
+                    fields.get("analysis_lease"), "server.analysis_lease", defaults.analysis_lease, "300"
+                ),
+            ),
         )
 
     def storage(self, node: yaml.Node | None) -> StorageConfig:

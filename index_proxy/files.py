@@ -11,14 +11,14 @@ import asyncio
 import hashlib
 import logging
 from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass
 
 from index_proxy.metrics import Metrics
 from index_proxy.pages import PageService
+from index_proxy.store.analysis import AnalysisStore
 from index_proxy.store.blobs import BlobStore, DigestMismatch
 from index_proxy.store.db import Database, FileRecord, GuardEvent
 from index_proxy.upstreams.base import Upstream, UpstreamFileError
-from index_proxy.wheel_zip import InvalidWheelZip, metadata_by_ranges, metadata_from_wheel
+from index_proxy.wheel_zip import InvalidWheelZip, RangeFetcher, metadata_by_ranges, metadata_from_wheel
 
 __all__ = ["FileService", "MetadataUnavailable", "UnknownFile"]
 
@@ -37,15 +37,6 @@ class MetadataUnavailable(Exception):
     pass
 
 
-@dataclass
-class UpstreamDownload:
-    """A download in progress: ``chunks`` yields what the client may have, in order."""
-
-    record: FileRecord
-    size: int | None
-    chunks: AsyncIterator[bytes]
-
-
 class FileService:
     def __init__(
         self,
@@ -54,12 +45,14 @@ class FileService:
         blobs: BlobStore,
         pages: PageService,
         metrics: Metrics,
+        analysis: AnalysisStore | None = None,
     ) -> None:
         self.upstreams = upstreams
         self.database = database
         self.blobs = blobs
         self.pages = pages
         self.metrics = metrics
+        self.analysis = analysis
         self._downloads: dict[str, asyncio.Event] = {}
         self._metadata_locks: dict[str, asyncio.Lock] = {}
 
@@ -122,6 +115,9 @@ class FileService:
                 raise
             await self.database.mark_stored(record.file_id, digest, writer.size)
             self.metrics.files.labels("upstream").inc()
+            if self.analysis is not None:
+                # A first download is a file someone uses: learn what it needs.
+                await self.analysis.enqueue([record.file_id], "download")
             if held is not None:
                 yield held
         except BaseException:
@@ -209,12 +205,12 @@ class FileService:
                 await self.database.mark_stored(record.file_id, digest, len(whole))
             except DigestMismatch as mismatch:
                 await self._mismatch(record, mismatch)
-                raise MetadataUnavailable(f"{record.filename}: {mismatch}") from mismatch
+                raise
             return data, "wheel-download"
         return data, "wheel-ranges"
 
     @staticmethod
-    def _range_fetcher(upstream: Upstream, record: FileRecord):  # type: ignore[no-untyped-def]
+    def _range_fetcher(upstream: Upstream, record: FileRecord) -> RangeFetcher:
         async def fetch(start: int, end: int | None) -> tuple[bytes, int, int | None, bool]:
             result = await upstream.fetch_range(record.upstream_url, start, end)
             return result.data, result.start, result.total_size, result.whole

@@ -28,6 +28,7 @@ from index_proxy.store.db import GuardEvent
 from index_proxy.upstreams.folder import project_of_filename
 
 __all__ = [
+    "MergeOutcome",
     "MergedProject",
     "ServedFile",
     "Undecidable",
@@ -56,9 +57,25 @@ class MergedProject:
     name: str
     source: str
     files: tuple[ServedFile, ...]
-    versions: tuple[str, ...]
+    # Versions the serving index lists (PEP 700 allows versions without files); a view adds the
+    # versions of the files it shows.
+    listed_versions: tuple[str, ...] = ()
     events: tuple[GuardEvent, ...] = ()
     project_status: str | None = None
+
+    def versions_of(self, files: Sequence[ServedFile]) -> tuple[str, ...]:
+        versions = {served.version for served in files if served.version is not None}
+        versions.update(self.listed_versions)
+        return tuple(sorted(versions))
+
+
+@dataclass(frozen=True, slots=True)
+class MergeOutcome:
+    """What the merge serves (None: no index may serve the project) and what it dropped."""
+
+    merged: MergedProject | None
+    events: tuple[GuardEvent, ...] = ()
+    owner: str | None = None
 
 
 class Undecidable(Exception):
@@ -110,12 +127,14 @@ def merge_project(
     project: str,
     pages: Mapping[str, ProjectPage | None],
     unavailable: Mapping[str, str],
-) -> MergedProject | None:
+) -> MergeOutcome:
     """Merge the pages of ``indexes`` for ``project`` (normalized) into what the proxy serves.
 
     ``pages`` maps an index name to its page, or None when the index does not have the project;
     ``unavailable`` maps the names of indexes that could not be asked to the reason.
-    Returns None when no index has the project (rule 5); raises Undecidable (see there).
+    ``merged`` is None when no index may serve the project (rule 5), yet files dropped on the way
+    are still events: an owned name published elsewhere is the attack the guard is for.
+    Raises Undecidable (see there).
     """
     asked = indexes_to_ask(indexes, project)
     owner = owner_of(indexes, project)
@@ -145,20 +164,20 @@ def merge_project(
         for file in page.files:
             events += _add_file(kept, file, index, project)
 
+    owner_name = owner.name if owner is not None else None
     if source is None:
-        return None
+        return MergeOutcome(None, tuple(events), owner_name)
     source_page = pages[source.name]
     assert source_page is not None
-    versions = {served.version for served in kept.values() if served.version is not None}
-    versions.update(source_page.versions)
-    return MergedProject(
+    merged = MergedProject(
         name=project,
         source=source.name,
         files=tuple(kept.values()),
-        versions=tuple(sorted(versions)),
+        listed_versions=tuple(source_page.versions),
         events=tuple(events),
         project_status=source_page.project_status,
     )
+    return MergeOutcome(merged, tuple(events), owner_name)
 
 
 def _first_index(
@@ -187,7 +206,9 @@ def _add_file(
     kept: dict[str, ServedFile], file: DistributionFile, index: IndexConfig, project: str
 ) -> list[GuardEvent]:
     earlier = kept.get(file.filename)
-    if earlier is None:
+    same_bytes = earlier is not None and bool(earlier.file.sha256) and earlier.file.sha256 == file.sha256
+    # The same bytes on a generic index run anywhere: never let a variant source's copy hide them.
+    if earlier is None or (same_bytes and earlier.hardware is not None and index.hardware is None):
         parsed = project_of_filename(file.filename)
         kept[file.filename] = ServedFile(
             file, index.name, file_id_of(index.name, file), parsed[1] if parsed else None, index.hardware

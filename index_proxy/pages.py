@@ -21,7 +21,15 @@ from packaging.utils import canonicalize_name
 
 from index_proxy.config import Config, HardwareSpec, IndexConfig, glob_matches
 from index_proxy.hardware import fits
-from index_proxy.merge import MergedProject, ServedFile, Undecidable, indexes_to_ask, merge_project, owner_of
+from index_proxy.merge import (
+    MergedProject,
+    ServedFile,
+    Undecidable,
+    file_id_of,
+    indexes_to_ask,
+    merge_project,
+    owner_of,
+)
 from index_proxy.metrics import Metrics
 from index_proxy.render import (
     render_list_html,
@@ -29,14 +37,14 @@ from index_proxy.render import (
     render_project_html,
     render_project_json,
 )
-from index_proxy.simple.model import ProjectList, ProjectPage
+from index_proxy.simple.model import DistributionFile, ProjectList, ProjectPage
 from index_proxy.simple.negotiate import PageFormat
 from index_proxy.status import UpstreamHealth
 from index_proxy.store.codec import decode_list, decode_page, encode_list, encode_page
-from index_proxy.store.db import Database, FileRecord, StoredPage
+from index_proxy.store.db import Database, FileRecord, GuardEvent, StoredPage
 from index_proxy.upstreams.base import Found, NotFound, NotModified, Upstream
 
-__all__ = ["PageService", "ProjectUnavailable", "RenderedPage", "Undecidable", "View"]
+__all__ = ["PageService", "ProjectUnavailable", "RenderedPage", "Undecidable", "View", "file_record"]
 
 log = logging.getLogger("index_proxy.pages")
 
@@ -115,6 +123,8 @@ class PageService:
         self._projects: dict[str, _Entry] = {}
         self._list: _ListEntry | None = None
         self._inflight: dict[str, asyncio.Future[Any]] = {}
+        # Projects whose stored upstream pages must be revalidated, whatever their age.
+        self._forced: set[str] = set()
         self.files: dict[str, ServedFile] = {}
 
     # -- the hot path -------------------------------------------------------------------
@@ -150,7 +160,12 @@ class PageService:
         files = [served for served in merged.files if fits(served.hardware, view.profile)]
         if page_format is PageFormat.JSON:
             body = render_project_json(
-                merged.name, files, merged.versions, view.prefix, entry.metadata_hashes, merged.project_status
+                merged.name,
+                files,
+                merged.versions_of(files),
+                view.prefix,
+                entry.metadata_hashes,
+                merged.project_status,
             )
         else:
             body = render_project_html(merged.name, files, view.prefix, entry.metadata_hashes)
@@ -194,12 +209,14 @@ class PageService:
             del self._inflight[key]
 
     def invalidate(self, project: str | None = None) -> None:
-        """Forget cached merges so the next request asks the upstreams (admin refresh)."""
+        """Make the next request revalidate with the upstreams (admin refresh, hooks)."""
         if project is None:
+            self._forced.update(self._projects)
             self._projects.clear()
             self._list = None
         else:
             self._projects.pop(project, None)
+            self._forced.add(project)
 
     def metadata_known(self, project: str, file_id: str, sha256: str) -> None:
         """Extracted metadata now has a hash: advertise it from the next render on."""
@@ -211,7 +228,11 @@ class PageService:
     async def _refresh_project(self, project: str) -> MergedProject | None:
         started = time.perf_counter()
         asked = indexes_to_ask(self.indexes, project)
-        results = await asyncio.gather(*(self._upstream_page(index, project) for index in asked))
+        max_age = 0.0 if project in self._forced else None
+        self._forced.discard(project)
+        results = await asyncio.gather(
+            *(self.upstream_page(index, project, max_age=max_age) for index in asked)
+        )
         pages: dict[str, ProjectPage | None] = {}
         unavailable: dict[str, str] = {}
         changed = project not in self._projects
@@ -221,7 +242,10 @@ class PageService:
             else:
                 pages[index.name] = page
             changed = changed or fresh
-        merged = merge_project(self.indexes, project, pages, unavailable)
+        outcome = merge_project(self.indexes, project, pages, unavailable)
+        merged = outcome.merged
+        if changed and outcome.events:
+            await self._record_events(outcome.events)
         if merged is None and unavailable:
             raise ProjectUnavailable(project, unavailable)
         metadata_hashes: dict[str, str] = {}
@@ -229,7 +253,9 @@ class PageService:
             for served in merged.files:
                 self.files[served.file_id] = served
             if changed:
-                await self._remember(merged)
+                await self.database.upsert_files(
+                    [file_record(served.index, merged.name, served.file) for served in merged.files]
+                )
             metadata_hashes = {
                 record.file_id: record.metadata_sha256
                 for record in await self.database.files_of_project(project)
@@ -240,49 +266,34 @@ class PageService:
         self.metrics.refresh_seconds.observe(time.perf_counter() - started)
         return merged
 
-    async def _remember(self, merged: MergedProject) -> None:
-        await self.database.upsert_files(
-            [
-                FileRecord(
-                    file_id=served.file_id,
-                    index_name=served.index,
-                    project=merged.name,
-                    filename=served.file.filename,
-                    upstream_url=served.file.url,
-                    sha256=served.file.sha256,
-                    size=served.file.size,
-                    upstream_metadata=_json_metadata(served.file.core_metadata),
-                    metadata_sha256=None,
-                    stored=False,
-                )
-                for served in merged.files
-            ]
-        )
-        if merged.events:
-            new = await self.database.record_guard_events(merged.events)
-            for event in new:
-                self.metrics.guard_events.labels(event.kind).inc()
-                log.warning(
-                    "guard dropped a file",
-                    extra={
-                        "kind": event.kind,
-                        "project": event.project,
-                        "file": event.filename,
-                        "index": event.index_name,
-                        "kept_index": event.kept_index,
-                    },
-                )
+    async def _record_events(self, events: Sequence[GuardEvent]) -> None:
+        for event in await self.database.record_guard_events(events):
+            self.metrics.guard_events.labels(event.kind).inc()
+            log.warning(
+                "guard dropped a file",
+                extra={
+                    "kind": event.kind,
+                    "project": event.project,
+                    "file": event.filename,
+                    "index": event.index_name,
+                    "kept_index": event.kept_index,
+                },
+            )
 
     def _ttl(self, index: IndexConfig) -> float:
         return index.ttl if index.ttl is not None else self.config.server.page_ttl
 
-    async def _upstream_page(
-        self, index: IndexConfig, project: str
+    async def upstream_page(
+        self, index: IndexConfig, project: str, *, max_age: float | None = None
     ) -> tuple[ProjectPage | None, str | None, bool]:
-        """(page or None if the index lacks it, failure reason, whether it changed)."""
+        """One index's page: (page or None if the index lacks it, failure reason, whether it changed).
+
+        ``max_age`` overrides the index's TTL (the monitor passes 0 to revalidate now).
+        """
         stored = await self.database.get_page(index.name, project)
         now = self.clock()
-        if stored is not None and now - stored.fetched_at < self._ttl(index):
+        age_limit = self._ttl(index) if max_age is None else max_age
+        if stored is not None and now - stored.fetched_at < age_limit:
             return (decode_page(stored.payload) if stored.found else None), None, False
         upstream = self.upstreams[index.name]
         outcome = await upstream.project_page(
@@ -328,7 +339,7 @@ class PageService:
 
     async def _refresh_list(self) -> tuple[str, ...]:
         names: set[str] = set()
-        results = await asyncio.gather(*(self._upstream_list(index) for index in self.indexes))
+        results = await asyncio.gather(*(self.upstream_list(index) for index in self.indexes))
         for index, project_list in zip(self.indexes, results, strict=True):
             if project_list is None:
                 continue
@@ -345,10 +356,11 @@ class PageService:
         self._list = _ListEntry(result, self.clock() + ttl)
         return result
 
-    async def _upstream_list(self, index: IndexConfig) -> ProjectList | None:
+    async def upstream_list(self, index: IndexConfig, *, max_age: float | None = None) -> ProjectList | None:
         stored = await self.database.get_page(index.name, _LIST_KEY)
         now = self.clock()
-        if stored is not None and now - stored.fetched_at < self._ttl(index):
+        age_limit = self._ttl(index) if max_age is None else max_age
+        if stored is not None and now - stored.fetched_at < age_limit:
             return decode_list(stored.payload) if stored.found else None
         outcome = await self.upstreams[index.name].project_list(stored.etag if stored is not None else None)
         self.metrics.upstream_requests.labels(index.name, type(outcome).__name__).inc()
@@ -375,7 +387,18 @@ class PageService:
         return None
 
 
-def _json_metadata(value: object) -> object:
-    if isinstance(value, Mapping):
-        return dict(value)
-    return value
+def file_record(index_name: str, project: str, file: DistributionFile) -> FileRecord:
+    """What the store keeps of a listed file, so that its ``/files/`` URL works on any replica."""
+    core_metadata = file.core_metadata
+    return FileRecord(
+        file_id=file_id_of(index_name, file),
+        index_name=index_name,
+        project=project,
+        filename=file.filename,
+        upstream_url=file.url,
+        sha256=file.sha256,
+        size=file.size,
+        upstream_metadata=dict(core_metadata) if isinstance(core_metadata, Mapping) else core_metadata,
+        metadata_sha256=None,
+        stored=False,
+    )

@@ -31,10 +31,11 @@ def file_url(prefix: str, served: ServedFile) -> str:
 def core_metadata_of(served: ServedFile, extracted_sha256: str | None) -> Mapping[str, str] | bool | None:
     """What to advertise as ``core-metadata``: only what ``/files/...metadata`` can really serve."""
     upstream = served.file.core_metadata
-    if isinstance(upstream, Mapping) and upstream:
-        return upstream
+    # What we serve is what we hold: when the upstream's copy failed or mismatched, ours differs.
     if extracted_sha256:
         return {"sha256": extracted_sha256}
+    if isinstance(upstream, Mapping) and upstream:
+        return upstream
     if upstream is True or served.file.filename.endswith(".whl"):
         # A wheel's METADATA can always be read from the wheel itself.
         return True

@@ -16,6 +16,7 @@ from urllib.parse import parse_qsl, quote
 from packaging.utils import canonicalize_name
 
 from index_proxy.config import HardwareSpec
+from index_proxy.merge import indexes_to_ask, owner_of
 from index_proxy.metrics import Metrics
 from index_proxy.pages import PageService, ProjectUnavailable, RenderedPage, Undecidable, View
 from index_proxy.simple.negotiate import JSON_V1, Negotiated, PageFormat, negotiate
@@ -148,12 +149,19 @@ class SimpleIndexApp:
             return None
         if merged is None:
             self.metrics.hit(404, negotiated.format.value)
-            names = ", ".join(index.name for index in self.pages.indexes)
-            await _send_error(
-                send, 404, f"project {project!r} is not on any configured index (asked: {names})"
-            )
+            await _send_error(send, 404, self._not_found_message(project))
             return None
         return self.pages.cached_project(project, view, negotiated.format)
+
+    def _not_found_message(self, project: str) -> str:
+        owner = owner_of(self.pages.indexes, project)
+        if owner is not None:
+            return (
+                f"project {project!r} is owned by index {owner.name!r} (owns: {', '.join(owner.owns)}), "
+                "which does not have it; no other index may serve it"
+            )
+        asked = ", ".join(index.name for index in indexes_to_ask(self.pages.indexes, project))
+        return f"project {project!r} is not on any configured index (asked: {asked})"
 
     async def _send_page(
         self,

@@ -26,7 +26,10 @@ class UpstreamFileResponse:
         self.record = record
 
     def _headers(self, length: int | None) -> list[tuple[bytes, bytes]]:
-        headers = [(b"content-type", b"application/octet-stream")]
+        headers = [
+            (b"content-type", b"application/octet-stream"),
+            (b"cache-control", b"public, max-age=31536000, immutable"),
+        ]
         if length is not None:
             headers.append((b"content-length", str(length).encode()))
         if self.record.sha256:

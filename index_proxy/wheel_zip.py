@@ -14,7 +14,7 @@ import zlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-__all__ = ["InvalidWheelZip", "metadata_by_ranges", "metadata_from_wheel"]
+__all__ = ["InvalidWheelZip", "RangeFetcher", "metadata_by_ranges", "metadata_from_wheel"]
 
 TAIL_BYTES = 64 * 1024
 _EOCD = b"PK\x05\x06"

@@ -48,11 +48,11 @@ class TestOwns:
                 wheel("Acme_Utils-100.0-py3-none-any.whl", "c" * 64),
             ),
         }
-        merged = merge_project(INDEXES, "acme-utils", pages, {})
+        merged = merge_project(INDEXES, "acme-utils", pages, {}).merged
         assert merged is not None
         assert merged.source == "internal"
         assert [served.file.filename for served in merged.files] == ["acme_utils-1.0-py3-none-any.whl"]
-        assert merged.versions == ("1.0",)
+        assert merged.versions_of(merged.files) == ("1.0",)
         assert {(e.kind, e.filename, e.index_name, e.kept_index) for e in merged.events} == {
             (OWNED_ELSEWHERE, "acme_utils-99.0-py3-none-any.whl", "public", "internal"),
             (OWNED_ELSEWHERE, "Acme_Utils-100.0-py3-none-any.whl", "public", "internal"),
@@ -63,7 +63,13 @@ class TestOwns:
             "internal": None,
             "public": page("acme-new", wheel("acme_new-1.0-py3-none-any.whl", "d" * 64)),
         }
-        assert merge_project(INDEXES, "acme-new", pages, {}) is None
+        outcome = merge_project(INDEXES, "acme-new", pages, {})
+        assert outcome.merged is None
+        assert outcome.owner == "internal"
+        # The attack the guard exists for: an owned name published elsewhere. It is an event.
+        assert [(e.kind, e.filename, e.index_name) for e in outcome.events] == [
+            (OWNED_ELSEWHERE, "acme_new-1.0-py3-none-any.whl", "public")
+        ]
 
     def test_owner_down_is_undecidable(self) -> None:
         pages = {"public": page("acme-utils", wheel("acme_utils-99.0-py3-none-any.whl", "b" * 64))}
@@ -78,7 +84,7 @@ class TestFirstIndex:
             "mirror": page("requests", wheel("requests-2.0-py3-none-any.whl", "1" * 64)),
             "public": page("requests", wheel("requests-3.0-py3-none-any.whl", "2" * 64)),
         }
-        merged = merge_project(indexes, "requests", pages, {})
+        merged = merge_project(indexes, "requests", pages, {}).merged
         assert merged is not None
         assert merged.source == "mirror"
         assert [s.file.filename for s in merged.files] == ["requests-2.0-py3-none-any.whl"]
@@ -87,7 +93,7 @@ class TestFirstIndex:
     def test_falls_through_when_higher_index_lacks_project(self) -> None:
         indexes = (MIRROR, PUBLIC)
         pages = {"mirror": None, "public": page("requests", wheel("requests-3.0-py3-none-any.whl", "2" * 64))}
-        merged = merge_project(indexes, "requests", pages, {})
+        merged = merge_project(indexes, "requests", pages, {}).merged
         assert merged is not None and merged.source == "public"
         assert merged.events == ()
 
@@ -98,7 +104,7 @@ class TestFirstIndex:
             merge_project(indexes, "requests", pages, {"mirror": "timed out"})
 
     def test_nobody_has_it(self) -> None:
-        assert merge_project((MIRROR, PUBLIC), "nothing", {"mirror": None, "public": None}, {}) is None
+        assert merge_project((MIRROR, PUBLIC), "nothing", {"mirror": None, "public": None}, {}).merged is None
 
 
 class TestOnly:
@@ -114,7 +120,7 @@ class TestHardwareVariants:
             "avx2": page("fastmath", wheel("fastmath-1.0-cp311-cp311-linux_x86_64.whl", "e" * 64)),
             "public": page("fastmath", wheel("fastmath-1.0-cp311-cp311-manylinux2014_x86_64.whl", "f" * 64)),
         }
-        merged = merge_project(INDEXES, "fastmath", pages, {})
+        merged = merge_project(INDEXES, "fastmath", pages, {}).merged
         assert merged is not None and merged.source == "public"
         by_name = {s.file.filename: s for s in merged.files}
         assert by_name["fastmath-1.0-cp311-cp311-linux_x86_64.whl"].hardware == HardwareSpec(
@@ -130,12 +136,23 @@ class TestHardwareVariants:
             "avx2": page("fastmath", wheel(name, "e" * 64)),
             "public": page("fastmath", wheel(name, "9" * 64)),
         }
-        merged = merge_project(INDEXES, "fastmath", pages, {})
+        merged = merge_project(INDEXES, "fastmath", pages, {}).merged
         assert merged is not None
         assert [(s.index, s.file.sha256) for s in merged.files] == [("avx2", "e" * 64)]
         assert [(e.kind, e.index_name, e.kept_index) for e in merged.events] == [
             (HASH_CONFLICT, "public", "avx2")
         ]
+
+    def test_variant_copy_never_hides_the_same_generic_bytes(self) -> None:
+        name = "fastmath-1.0-cp311-cp311-linux_x86_64.whl"
+        pages = {
+            "internal": None,
+            "avx2": page("fastmath", wheel(name, "e" * 64)),
+            "public": page("fastmath", wheel(name, "e" * 64)),
+        }
+        merged = merge_project(INDEXES, "fastmath", pages, {}).merged
+        assert merged is not None
+        assert [(s.index, s.hardware) for s in merged.files] == [("public", None)]
 
     def test_same_filename_same_hash_is_not_an_event(self) -> None:
         name = "fastmath-1.0-cp311-cp311-linux_x86_64.whl"
@@ -144,7 +161,7 @@ class TestHardwareVariants:
             "avx2": page("fastmath", wheel(name, "e" * 64)),
             "public": page("fastmath", wheel(name, "e" * 64)),
         }
-        merged = merge_project(INDEXES, "fastmath", pages, {})
+        merged = merge_project(INDEXES, "fastmath", pages, {}).merged
         assert merged is not None and len(merged.files) == 1 and merged.events == ()
 
 

@@ -183,3 +183,14 @@ def test_folder_index_files(folder_index: Any, wheel_dir: Path, proxy: Any) -> N
     path = file_path(running, "localpkg", wheel.name)
     assert running.get(path).content == wheel.read_bytes()
     assert running.get(path + ".metadata").content == read_wheel_metadata(wheel)
+
+
+def test_cached_file_answers_conditional_requests(
+    html_upstream_proxy: tuple[RunningProxy, Any, Path],
+) -> None:
+    proxy, _upstream, wheel = html_upstream_proxy
+    path = file_path(proxy, "native", wheel.name)
+    etag = proxy.get(path).headers["etag"]
+    again = proxy.get(path, headers={"If-None-Match": etag})
+    assert again.status_code == 304
+    assert again.content == b""

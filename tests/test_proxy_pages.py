@@ -306,3 +306,32 @@ def test_operations_endpoints(three_indexes: dict[str, Any]) -> None:
     # Structured logs: every line the proxy wrote is a JSON object.
     lines = [line for line in proxy.log().splitlines() if line.strip()]
     assert lines and all(json.loads(line)["level"] for line in lines)
+
+
+def test_owned_name_published_only_elsewhere_is_refused_and_recorded(
+    three_indexes: dict[str, Any], wheel_dir: Path
+) -> None:
+    proxy: RunningProxy = three_indexes["proxy"]
+    three_indexes["public"].add(build_wheel(wheel_dir, "acme-secret", "5.0"))
+    response = proxy.get("/simple/acme-secret/", headers={"Accept": JSON_V1})
+    assert response.status_code == 404
+    assert "owned by index 'internal'" in response.json()["error"]
+    events = {(e["kind"], e["filename"], e["index"]) for e in proxy.guard_events()}
+    assert ("owned-elsewhere", "acme_secret-5.0-py3-none-any.whl", "public") in events
+
+
+def test_admin_refresh_revalidates_now(upstreams: Any, wheel_dir: Path, proxy: Any) -> None:
+    public = upstreams(style="json", name="public")
+    public.add(build_wheel(wheel_dir, "libb", "1.0"))
+    running: RunningProxy = proxy(proxy_config([{"name": "public", "url": public.url}], page_ttl=3600))
+    assert running.get("/simple/libb/", headers={"Accept": JSON_V1}).json()["versions"] == ["1.0"]
+    public.add(build_wheel(wheel_dir, "libb", "2.0"))
+    assert running.get("/simple/libb/", headers={"Accept": JSON_V1}).json()["versions"] == [
+        "1.0"
+    ]  # within TTL
+    with httpx.Client(trust_env=False) as client:
+        refreshed = client.post(
+            running.url + "/api/v1/admin/refresh?project=LibB", headers=running.admin_headers()
+        )
+    assert refreshed.json() == {"refreshed": "libb"}
+    assert running.get("/simple/libb/", headers={"Accept": JSON_V1}).json()["versions"] == ["1.0", "2.0"]

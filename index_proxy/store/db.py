@@ -82,7 +82,7 @@ class Database:
         self.engine: AsyncEngine = create_async_engine(url, **_engine_options(url))
         if self.engine.dialect.name == "sqlite":
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
-        self._sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+        self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
 
     @property
     def dialect(self) -> str:
@@ -106,7 +106,7 @@ class Database:
 
     # -- upstream pages -------------------------------------------------------------------
     async def get_page(self, index_name: str, project: str) -> StoredPage | None:
-        async with self._sessions() as session:
+        async with self.sessions() as session:
             row = await session.get(UpstreamPageRow, (index_name, project))
             if row is None:
                 return None
@@ -121,16 +121,16 @@ class Database:
             "fetched_at": page.fetched_at,
             "payload": page.payload,
         }
-        statement = self._insert(UpstreamPageRow).values(**values)
+        statement = self.insert(UpstreamPageRow).values(**values)
         statement = statement.on_conflict_do_update(
             index_elements=["index_name", "project"],
             set_={key: statement.excluded[key] for key in ("found", "etag", "fetched_at", "payload")},
         )
-        async with self._sessions.begin() as session:
+        async with self.sessions.begin() as session:
             await session.execute(statement)
 
     async def touch_page(self, index_name: str, project: str, fetched_at: float) -> None:
-        async with self._sessions.begin() as session:
+        async with self.sessions.begin() as session:
             await session.execute(
                 update(UpstreamPageRow)
                 .where(UpstreamPageRow.index_name == index_name, UpstreamPageRow.project == project)
@@ -157,30 +157,30 @@ class Database:
             }
             for r in records
         ]
-        statement = self._insert(FileRow)
+        statement = self.insert(FileRow)
         statement = statement.on_conflict_do_update(
             index_elements=["file_id"],
             set_={
                 key: statement.excluded[key] for key in ("index_name", "upstream_url", "upstream_metadata")
             },
         )
-        async with self._sessions.begin() as session:
+        async with self.sessions.begin() as session:
             # Chunked because SQLite limits bound parameters per statement.
             for start in range(0, len(rows), 500):
                 await session.execute(statement, rows[start : start + 500])
 
     async def get_file(self, file_id: str) -> FileRecord | None:
-        async with self._sessions() as session:
+        async with self.sessions() as session:
             row = await session.get(FileRow, file_id)
             return None if row is None else _record(row)
 
     async def files_of_project(self, project: str) -> list[FileRecord]:
-        async with self._sessions() as session:
+        async with self.sessions() as session:
             result = await session.execute(select(FileRow).where(FileRow.project == project))
             return [_record(row) for row in result.scalars()]
 
     async def mark_stored(self, file_id: str, sha256: str, size: int) -> None:
-        async with self._sessions.begin() as session:
+        async with self.sessions.begin() as session:
             await session.execute(
                 update(FileRow)
                 .where(FileRow.file_id == file_id)
@@ -188,7 +188,7 @@ class Database:
             )
 
     async def set_metadata_sha256(self, file_id: str, sha256: str) -> None:
-        async with self._sessions.begin() as session:
+        async with self.sessions.begin() as session:
             await session.execute(
                 update(FileRow).where(FileRow.file_id == file_id).values(metadata_sha256=sha256)
             )
@@ -209,11 +209,11 @@ class Database:
             }
             for event in events
         ]
-        statement = self._insert(GuardEventRow).on_conflict_do_nothing(
+        statement = self.insert(GuardEventRow).on_conflict_do_nothing(
             index_elements=["kind", "project", "filename", "index_name"]
         )
         new: list[GuardEvent] = []
-        async with self._sessions.begin() as session:
+        async with self.sessions.begin() as session:
             for event, row in zip(events, rows, strict=True):
                 result = await session.execute(statement.values(**row))
                 if result.rowcount:
@@ -224,14 +224,14 @@ class Database:
         query = select(GuardEventRow).order_by(GuardEventRow.id.desc()).limit(limit)
         if project is not None:
             query = query.where(GuardEventRow.project == project)
-        async with self._sessions() as session:
+        async with self.sessions() as session:
             result = await session.execute(query)
             return [
                 GuardEvent(r.kind, r.project, r.filename, r.index_name, r.kept_index, r.detail, r.at)
                 for r in result.scalars()
             ]
 
-    def _insert(self, model: type[Any]) -> Any:
+    def insert(self, model: type[Any]) -> Any:
         return (postgresql.insert if self.dialect == "postgresql" else sqlite.insert)(model)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import Boolean, Float, Index, Integer, LargeBinary, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-__all__ = ["Base", "FileRow", "GuardEventRow", "UpstreamPageRow"]
+__all__ = ["AnalysisFactsRow", "AnalysisJobRow", "Base", "FileRow", "GuardEventRow", "UpstreamPageRow"]
 
 
 class Base(DeclarativeBase):
@@ -64,3 +64,35 @@ class GuardEventRow(Base):
     index_name: Mapped[str] = mapped_column(String(200))
     kept_index: Mapped[str | None] = mapped_column(String(200), nullable=True)
     detail: Mapped[str] = mapped_column(Text, default="")
+
+
+class AnalysisJobRow(Base):
+    """One file to analyse. Workers lease rows; a lease that runs out is taken by another worker."""
+
+    __tablename__ = "analysis_jobs"
+    __table_args__ = (Index("ix_analysis_jobs_state", "state", "id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    file_id: Mapped[str] = mapped_column(String(100), unique=True)
+    reason: Mapped[str] = mapped_column(String(50))
+    state: Mapped[str] = mapped_column(String(20), default="queued")  # queued | leased | done | failed
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    lease_owner: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    lease_expires: Mapped[float | None] = mapped_column(Float, nullable=True)
+    created_at: Mapped[float] = mapped_column(Float)
+    finished_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+class AnalysisFactsRow(Base):
+    """The analyzers' facts for one file content (keyed by sha256: the same bytes, the same facts)."""
+
+    __tablename__ = "analysis_facts"
+
+    sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    schema: Mapped[int] = mapped_column(Integer)
+    filename: Mapped[str] = mapped_column(String(500))
+    analyzed_at: Mapped[float] = mapped_column(Float)
+    broken: Mapped[bool] = mapped_column(Boolean)
+    mis_tagged: Mapped[bool] = mapped_column(Boolean)
+    facts: Mapped[str] = mapped_column(Text)

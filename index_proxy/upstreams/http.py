@@ -36,7 +36,8 @@ def make_http_client() -> httpx.AsyncClient:
         limits=httpx.Limits(max_connections=100, max_keepalive_connections=20, keepalive_expiry=30),
         headers={"User-Agent": _USER_AGENT},
         follow_redirects=True,
-        trust_env=False,
+        # HTTP(S)_PROXY, NO_PROXY and SSL_CERT_FILE apply, as for pip on the same machine.
+        trust_env=True,
     )
 
 

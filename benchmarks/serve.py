@@ -1,0 +1,1091 @@
+"""Serving benchmark: index-proxy against nginx (static files) and proxpi, and pip/uv through it.
+
+Run from the repository root::
+
+    .venv/bin/python benchmarks/serve.py [--quick] [--markdown FRAGMENT.md]
+
+One run does all of this, on 127.0.0.1 only, every loop bounded in time:
+
+1. Corpus: ``pip download --only-binary :all:`` of a common package set (this machine's pip
+   configuration, so the index pip is configured with) into ``benchmarks/.cache/wheels`` (reused when
+   present), turned into a static simple index (PEP 503 HTML and PEP 691 JSON pages, PEP 658 metadata
+   files) under ``benchmarks/.cache/static``. That tree is the upstream and what nginx serves.
+2. Servers, each pinned to core 0: nginx (one worker) serving the tree; index-proxy whose only index is
+   that nginx; proxpi under gunicorn (its container's settings) with the same nginx as its index.
+3. Warm pages under load: wrk (pinned to core 1, one thread, 32 connections, ``--latency``) for the
+   project page in HTML and JSON and the project list, a warm-up run then a measured run per case.
+4. Ratios against the goals: index-proxy / nginx >= 0.25, index-proxy / proxpi >= 10, p99 < 5 ms.
+5. pip (``install --dry-run --report``) and uv (``pip compile``) resolving the package set straight
+   from nginx and through each proxy, cold (fresh proxy state, fresh client cache) and warm (proxy
+   warm, fresh client cache): medians of wall time and ratios to direct.
+
+The peers (proxpi, gunicorn, uv, py-spy, a current pip) live in ``benchmarks/.venv-peers``, created on
+first use; nothing is installed into the project's own environment. ``--profile`` adds a py-spy
+sampling of index-proxy under the JSON load and prints where its time goes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import collections
+import contextlib
+import dataclasses
+import hashlib
+import html
+import json
+import os
+import platform
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+import zipfile
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+CACHE = HERE / ".cache"
+PEERS = HERE / ".venv-peers"
+PROJECT_BIN = Path(sys.executable).parent
+
+PACKAGES = (
+    "requests",
+    "flask",
+    "click",
+    "jinja2",
+    "markupsafe",
+    "werkzeug",
+    "itsdangerous",
+    "urllib3",
+    "idna",
+    "certifi",
+    "charset-normalizer",
+    "attrs",
+    "packaging",
+    "six",
+    "python-dateutil",
+    "pyyaml",
+    "tomli",
+    "typing-extensions",
+)
+PEER_PACKAGES = ("pip", "proxpi", "gunicorn", "uv", "py-spy")
+
+SERVER_CPU = 0
+LOAD_CPU = 1
+
+HTML = "text/html"
+JSON = "application/vnd.pypi.simple.v1+json"
+
+GOAL_VS_NGINX = 0.25
+GOAL_VS_PROXPI = 10.0
+GOAL_P99_MS = 5.0
+
+
+# -- small helpers ---------------------------------------------------------------------------------
+
+
+def log(message: str) -> None:
+    print(f"[bench] {message}", file=sys.stderr, flush=True)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def pinned(cpu: int, command: Sequence[str]) -> list[str]:
+    return ["taskset", "-c", str(cpu), *command] if shutil.which("taskset") else list(command)
+
+
+def fetch(url: str, accept: str | None = None, timeout: float = 10.0) -> tuple[int, str, bytes]:
+    request = urllib.request.Request(url, headers={"Accept": accept} if accept else {})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return response.status, response.headers.get("content-type", ""), response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.headers.get("content-type", ""), error.read()
+
+
+def first_line(command: Sequence[str]) -> str:
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=30, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return "?"
+    text = (done.stdout or done.stderr).strip()
+    return text.splitlines()[0] if text else "?"
+
+
+def version_of(command: Sequence[str]) -> str:
+    found = re.search(r"\d+\.\d+(?:\.\d+)*", first_line(command))
+    return found.group() if found else "?"
+
+
+def package_version(python: Path, name: str) -> str:
+    code = f"import importlib.metadata as m; print(m.version({name!r}))"
+    return first_line([str(python), "-c", code])
+
+
+# -- corpus ----------------------------------------------------------------------------------------
+
+
+def build_corpus(refresh: bool) -> Path:
+    """Wheels of the package set for this Python, from the index pip is configured with."""
+    wheels = CACHE / "wheels"
+    stamp = wheels / ".complete"
+    key = json.dumps({"packages": PACKAGES, "python": platform.python_version()})
+    if not refresh and stamp.exists() and stamp.read_text() == key:
+        return wheels
+    if wheels.exists():
+        shutil.rmtree(wheels)
+    wheels.mkdir(parents=True)
+    log(f"downloading the corpus ({len(PACKAGES)} requirements and their dependencies)")
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--quiet",
+            "--only-binary",
+            ":all:",
+            "--dest",
+            str(wheels),
+            *PACKAGES,
+        ],
+        check=True,
+    )
+    stamp.write_text(key)
+    return wheels
+
+
+@dataclasses.dataclass
+class Dist:
+    project: str
+    version: str
+    filename: str
+    sha256: str
+    size: int
+    requires_python: str | None
+    metadata_sha256: str
+
+
+def _canonical(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def _wheel_metadata(path: Path) -> bytes:
+    with zipfile.ZipFile(path) as archive:
+        for name in archive.namelist():
+            parts = name.split("/")
+            if len(parts) == 2 and parts[0].endswith(".dist-info") and parts[1] == "METADATA":
+                return archive.read(name)
+    raise ValueError(f"{path.name} has no .dist-info/METADATA")
+
+
+def _requires_python(metadata: bytes) -> str | None:
+    for line in metadata.decode("utf-8", "replace").splitlines():
+        if not line.strip():
+            break
+        if line.lower().startswith("requires-python:"):
+            return line.split(":", 1)[1].strip() or None
+    return None
+
+
+def build_static_tree(wheels: Path) -> tuple[Path, dict[str, list[Dist]]]:
+    """A static simple index: simple/<project>/index.{html,json}, files/<wheel>{,.metadata}."""
+    static = CACHE / "static"
+    if static.exists():
+        shutil.rmtree(static)
+    files = static / "files"
+    files.mkdir(parents=True)
+    projects: dict[str, list[Dist]] = collections.defaultdict(list)
+    for wheel in sorted(wheels.glob("*.whl")):
+        data = wheel.read_bytes()
+        metadata = _wheel_metadata(wheel)
+        name, version = wheel.name.split("-")[:2]
+        dist = Dist(
+            project=_canonical(name),
+            version=version,
+            filename=wheel.name,
+            sha256=hashlib.sha256(data).hexdigest(),
+            size=len(data),
+            requires_python=_requires_python(metadata),
+            metadata_sha256=hashlib.sha256(metadata).hexdigest(),
+        )
+        projects[dist.project].append(dist)
+        shutil.copyfile(wheel, files / wheel.name)
+        (files / f"{wheel.name}.metadata").write_bytes(metadata)
+    for project, dists in projects.items():
+        folder = static / "simple" / project
+        folder.mkdir(parents=True)
+        (folder / "index.html").write_text(_project_html(project, dists))
+        (folder / "index.json").write_text(_project_json(project, dists))
+    names = sorted(projects)
+    links = "\n".join(f'<a href="{name}/">{name}</a><br/>' for name in names)
+    (static / "simple" / "index.html").write_text(
+        '<!DOCTYPE html>\n<html>\n<head>\n<meta name="pypi:repository-version" content="1.1">\n'
+        f"<title>Simple index</title>\n</head>\n<body>\n{links}\n</body>\n</html>\n"
+    )
+    (static / "simple" / "index.json").write_text(
+        json.dumps({"meta": {"api-version": "1.1"}, "projects": [{"name": name} for name in names]})
+    )
+    return static, dict(projects)
+
+
+def _project_html(project: str, dists: list[Dist]) -> str:
+    lines = [
+        "<!DOCTYPE html>",
+        "<html>",
+        "<head>",
+        '<meta name="pypi:repository-version" content="1.1">',
+        f"<title>Links for {project}</title>",
+        "</head>",
+        "<body>",
+        f"<h1>Links for {project}</h1>",
+    ]
+    for dist in dists:
+        attributes = [f'href="../../files/{dist.filename}#sha256={dist.sha256}"']
+        if dist.requires_python:
+            attributes.append(f'data-requires-python="{html.escape(dist.requires_python)}"')
+        metadata = f"sha256={dist.metadata_sha256}"
+        attributes.append(f'data-dist-info-metadata="{metadata}" data-core-metadata="{metadata}"')
+        lines.append(f"<a {' '.join(attributes)}>{dist.filename}</a><br/>")
+    lines += ["</body>", "</html>", ""]
+    return "\n".join(lines)
+
+
+def _project_json(project: str, dists: list[Dist]) -> str:
+    files = []
+    for dist in dists:
+        entry: dict[str, object] = {
+            "filename": dist.filename,
+            "url": f"../../files/{dist.filename}",
+            "hashes": {"sha256": dist.sha256},
+            "core-metadata": {"sha256": dist.metadata_sha256},
+            "dist-info-metadata": {"sha256": dist.metadata_sha256},
+            "size": dist.size,
+        }
+        if dist.requires_python:
+            entry["requires-python"] = dist.requires_python
+        files.append(entry)
+    versions = sorted({dist.version for dist in dists})
+    return json.dumps(
+        {"meta": {"api-version": "1.1"}, "name": project, "versions": versions, "files": files},
+        separators=(",", ":"),
+    )
+
+
+# -- peers -----------------------------------------------------------------------------------------
+
+
+def ensure_peers() -> Path:
+    """proxpi, gunicorn, uv, py-spy and a current pip, in their own venv beside this script."""
+    python = PEERS / "bin" / "python"
+    wanted = [PEERS / "bin" / tool for tool in ("gunicorn", "uv", "py-spy")]
+    if python.exists() and all(tool.exists() for tool in wanted):
+        return python
+    log("creating benchmarks/.venv-peers (proxpi, gunicorn, uv, py-spy, pip)")
+    base = getattr(sys, "_base_executable", sys.executable)
+    subprocess.run([base, "-m", "venv", str(PEERS)], check=True)
+    subprocess.run([str(python), "-m", "pip", "install", "--quiet", "-U", *PEER_PACKAGES], check=True)
+    return python
+
+
+# -- processes -------------------------------------------------------------------------------------
+
+
+class Server:
+    """One server process group, started pinned, stopped by its own process-group id."""
+
+    def __init__(self, name: str, command: Sequence[str], log_path: Path, env: dict[str, str] | None = None):
+        self.name = name
+        self.log_path = log_path
+        self._log = open(log_path, "ab")  # noqa: SIM115 - closed in stop()
+        self.process = subprocess.Popen(
+            command,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,
+        )
+
+    def wait_ready(self, url: str, timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                break
+            try:
+                status, _, _ = fetch(url, timeout=2)
+                if status < 500:
+                    return
+            except OSError:
+                pass
+            time.sleep(0.1)
+        tail = self.log_path.read_text(errors="replace")[-3000:]
+        self.stop()
+        raise RuntimeError(f"{self.name} did not become ready at {url}; its log ends with:\n{tail}")
+
+    def cpu_seconds(self) -> float:
+        """User plus system CPU of the process and all its descendants."""
+        return sum(_cpu_ticks(pid) for pid in _tree(self.process.pid)) / os.sysconf("SC_CLK_TCK")
+
+    def pids(self) -> list[int]:
+        return _tree(self.process.pid)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait(timeout=10)
+        self._log.close()
+
+
+def _tree(pid: int) -> list[int]:
+    pids, queue = [], [pid]
+    while queue:
+        current = queue.pop()
+        pids.append(current)
+        for task in Path(f"/proc/{current}/task").glob("*/children"):
+            with contextlib.suppress(OSError):
+                queue.extend(int(child) for child in task.read_text().split())
+    return pids
+
+
+def _cpu_ticks(pid: int) -> int:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0
+    return int(fields[11]) + int(fields[12])  # utime, stime
+
+
+def _core_ticks(cpu: int) -> tuple[int, int]:
+    """(busy, total) jiffies of one core, from /proc/stat."""
+    for line in Path("/proc/stat").read_text().splitlines():
+        if line.startswith(f"cpu{cpu} "):
+            values = [int(value) for value in line.split()[1:]]
+            idle = values[3] + values[4]
+            return sum(values) - idle, sum(values)
+    return 0, 0
+
+
+# -- load ------------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class LoadResult:
+    requests: int
+    seconds: float
+    p50_ms: float
+    p99_ms: float
+    errors: int
+    server_cpu: float
+    """Share of one core the server used during the measured run (1.0 = the whole core)."""
+    core_busy: float
+    """Share of the server's core that anything used during the run (server plus whatever else ran)."""
+
+    @property
+    def rps(self) -> float:
+        return self.requests / self.seconds if self.seconds else 0.0
+
+
+_WRK_SCRIPT = """
+wrk.headers["Accept"] = "{accept}"
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format("BENCH %d %d %d %d %.1f %.1f\\n", summary.requests, summary.duration,
+    e.connect + e.read + e.write + e.timeout, e.status, latency:percentile(50), latency:percentile(99)))
+end
+"""
+
+
+def run_load(
+    url: str, accept: str, seconds: float, connections: int, server: Server, workdir: Path
+) -> LoadResult:
+    cpu_before, core_before = server.cpu_seconds(), _core_ticks(SERVER_CPU)
+    if shutil.which("wrk"):
+        requests, elapsed, errors, p50, p99 = _wrk(url, accept, seconds, connections, workdir)
+    else:
+        requests, elapsed, errors, p50, p99 = asyncio.run(_python_load(url, accept, seconds, connections))
+    cpu_after, core_after = server.cpu_seconds(), _core_ticks(SERVER_CPU)
+    busy = (core_after[0] - core_before[0]) / max(1, core_after[1] - core_before[1])
+    return LoadResult(requests, elapsed, p50, p99, errors, (cpu_after - cpu_before) / elapsed, busy)
+
+
+def _wrk(url: str, accept: str, seconds: float, connections: int, workdir: Path) -> tuple:
+    script = workdir / "accept.lua"
+    script.write_text(_WRK_SCRIPT.format(accept=accept))
+    command = [
+        "wrk",
+        "-t1",
+        f"-c{connections}",
+        f"-d{max(1, round(seconds))}s",
+        "--timeout",
+        "5s",
+        "--latency",
+        "-s",
+        str(script),
+        url,
+    ]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 60, check=True)
+    line = next(line for line in done.stdout.splitlines() if line.startswith("BENCH "))
+    requests, micros, socket_errors, status_errors, p50, p99 = line.split()[1:]
+    return (
+        int(requests),
+        int(micros) / 1e6,
+        int(socket_errors) + int(status_errors),
+        float(p50) / 1000,
+        float(p99) / 1000,
+    )
+
+
+async def _python_load(url: str, accept: str, seconds: float, connections: int) -> tuple:
+    """Fallback when wrk is missing: keep-alive HTTP/1.1 from asyncio (slower than wrk)."""
+    parts = urllib.request.urlparse(url)
+    request = (
+        f"GET {parts.path or '/'} HTTP/1.1\r\nHost: {parts.netloc}\r\nAccept: {accept}\r\n\r\n"
+    ).encode()
+    latencies: list[float] = []
+    errors = 0
+    deadline = time.perf_counter() + seconds
+
+    async def worker() -> None:
+        nonlocal errors
+        reader, writer = await asyncio.open_connection(parts.hostname, parts.port)
+        try:
+            while time.perf_counter() < deadline:
+                started = time.perf_counter()
+                writer.write(request)
+                head = await reader.readuntil(b"\r\n\r\n")
+                length = re.search(rb"(?i)content-length:\s*(\d+)", head)
+                await reader.readexactly(int(length.group(1)) if length else 0)
+                latencies.append(time.perf_counter() - started)
+                if not head.startswith((b"HTTP/1.1 2", b"HTTP/1.1 3")):
+                    errors += 1
+        finally:
+            writer.close()
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(connections)))
+    elapsed = time.perf_counter() - started
+    latencies.sort()
+    pick = lambda q: latencies[min(len(latencies) - 1, int(q * len(latencies)))] * 1000  # noqa: E731
+    return len(latencies), elapsed, errors, pick(0.50), pick(0.99)
+
+
+# -- the servers -----------------------------------------------------------------------------------
+
+
+_NGINX_CONF = """
+worker_processes 1;
+pid {run}/nginx.pid;
+error_log {run}/nginx-error.log warn;
+events {{ worker_connections 1024; }}
+http {{
+    access_log off;
+    sendfile on;
+    tcp_nopush on;
+    tcp_nodelay on;
+    keepalive_timeout 65;
+    keepalive_requests 1000000;
+    client_body_temp_path {run}/client_body;
+    proxy_temp_path {run}/proxy;
+    fastcgi_temp_path {run}/fastcgi;
+    uwsgi_temp_path {run}/uwsgi;
+    scgi_temp_path {run}/scgi;
+    default_type application/octet-stream;
+    # PEP 691 negotiation, as far as a static server can: JSON when the client names it.
+    map $http_accept $simple_index {{
+        default index.html;
+        "~application/vnd\\.pypi\\.simple\\.(v1|latest)\\+json" index.json;
+    }}
+    server {{
+        listen 127.0.0.1:{port};
+        root {root};
+        location /simple/ {{
+            types {{ text/html html; application/vnd.pypi.simple.v1+json json; }}
+            index $simple_index;
+            add_header Vary Accept;
+        }}
+    }}
+}}
+"""
+
+
+def start_nginx(static: Path, run: Path) -> tuple[Server, int]:
+    port = free_port()
+    conf = run / "nginx.conf"
+    conf.write_text(_NGINX_CONF.format(run=run, port=port, root=static))
+    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+    command = [nginx, "-e", str(run / "nginx-error.log"), "-c", str(conf), "-g", "daemon off;"]
+    server = Server("nginx", pinned(SERVER_CPU, command), run / "nginx.out")
+    server.wait_ready(f"http://127.0.0.1:{port}/simple/")
+    return server, port
+
+
+def start_index_proxy(upstream: str, run: Path, label: str) -> tuple[Server, int]:
+    port = free_port()
+    state = Path(tempfile.mkdtemp(prefix=f"{label}-", dir=run))
+    config = state / "config.yaml"
+    config.write_text(
+        json.dumps(
+            {
+                "server": {"host": "127.0.0.1", "port": port, "page_ttl": 3600},
+                "storage": {"database": f"sqlite:///{state}/state.db", "blobs": str(state / "blobs")},
+                "indexes": [{"name": "upstream", "url": upstream}],
+            }
+        )
+    )
+    command = [str(PROJECT_BIN / "index-proxy"), "serve", "--config", str(config), "--log-level", "warning"]
+    server = Server("index-proxy", pinned(SERVER_CPU, command), state / "server.log")
+    server.wait_ready(f"http://127.0.0.1:{port}/healthz")
+    return server, port
+
+
+def start_proxpi(upstream: str, run: Path, label: str) -> tuple[Server, int]:
+    port = free_port()
+    state = Path(tempfile.mkdtemp(prefix=f"{label}-", dir=run))
+    env = dict(os.environ)
+    env.update(
+        PROXPI_INDEX_URL=upstream,
+        PROXPI_CACHE_DIR=str(state / "cache"),
+        PROXPI_LOGGING_LEVEL="WARNING",
+        PROXPI_INDEX_TTL="3600",
+    )
+    # The settings of proxpi's container image: one gunicorn worker, --preload, 2 threads (the cache
+    # lives in the process, so proxpi asks for threads, not processes); its access log left off, as
+    # index-proxy's is.
+    command = [
+        str(PEERS / "bin" / "gunicorn"),
+        "--preload",
+        "--threads",
+        "2",
+        "--bind",
+        f"127.0.0.1:{port}",
+        "--logger-class",
+        "proxpi.server._GunicornLogger",
+        "proxpi.server:app",
+    ]
+    server = Server("proxpi", pinned(SERVER_CPU, command), state / "server.log", env=env)
+    server.wait_ready(f"http://127.0.0.1:{port}/health")
+    return server, port
+
+
+# -- serving benchmark -----------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class Case:
+    server: str
+    page: str  # "project" or "list"
+    format: str  # "html" or "json"
+    path: str
+    body_bytes: int = 0
+    content_type: str = ""
+    result: LoadResult | None = None
+    note: str = ""
+
+
+def _cases(server: str, base: str, project: str) -> list[Case]:
+    return [
+        Case(server, "project", "html", f"{base}{project}/"),
+        Case(server, "project", "json", f"{base}{project}/"),
+        Case(server, "list", "html", base),
+        Case(server, "list", "json", base),
+    ]
+
+
+def bench_server(
+    server: Server, port: int, cases: list[Case], args: argparse.Namespace, run: Path
+) -> list[Case]:
+    for case in cases:
+        accept = JSON if case.format == "json" else HTML
+        url = f"http://127.0.0.1:{port}{case.path}"
+        for _ in range(2):  # fill every cache on the way (upstream page, rendered page)
+            status, content_type, body = fetch(url, accept)
+        case.body_bytes, case.content_type = len(body), content_type.split(";")[0].strip()
+        if status != 200:
+            case.note = f"HTTP {status}"
+            continue
+        if case.format == "json" and "json" not in case.content_type:
+            case.note = f"answers {case.content_type} to a JSON request"
+            continue
+        if args.warmup > 0:
+            run_load(url, accept, args.warmup, args.connections, server, run)
+        case.result = run_load(url, accept, args.duration, args.connections, server, run)
+        log(
+            f"{case.server:11} {case.page:7} {case.format:4} {case.result.rps:9.0f} req/s"
+            f"  p50 {case.result.p50_ms:6.2f} ms  p99 {case.result.p99_ms:6.2f} ms"
+            f"  server cpu {case.result.server_cpu:4.0%}  core busy {case.result.core_busy:4.0%}"
+        )
+    return cases
+
+
+# -- profiling -------------------------------------------------------------------------------------
+
+
+def profile_index_proxy(
+    server: Server, port: int, project: str, args: argparse.Namespace, run: Path
+) -> list[str]:
+    """py-spy samples index-proxy under the JSON project-page load; returns a summary."""
+    py_spy = PEERS / "bin" / "py-spy"
+    raw = run / "index-proxy.collapsed"
+    seconds = max(3, round(args.profile))
+    recorder = subprocess.Popen(
+        pinned(
+            LOAD_CPU,
+            [
+                str(py_spy),
+                "record",
+                "--pid",
+                str(server.process.pid),
+                "--rate",
+                "250",
+                "--duration",
+                str(seconds),
+                "--format",
+                "raw",
+                "--nonblocking",
+                "--output",
+                str(raw),
+            ],
+        ),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}/simple/{project}/"
+    run_load(url, JSON, seconds + 1, args.connections, server, run)
+    recorder.wait(timeout=seconds + 60)
+    if args.profile_out:
+        shutil.copyfile(raw, args.profile_out)
+    return summarize_profile(raw)
+
+
+def _frame_key(frame: str) -> str:
+    # py-spy frames: "function (path/to/module.py:line)"; keep the function and the file's last parts.
+    match = re.match(r"(.*) \((.*?):\d+\)$", frame.strip())
+    if not match:
+        return frame.strip()
+    function, path = match.groups()
+    tail = "/".join(Path(path).parts[-2:])
+    return f"{function} ({tail})"
+
+
+def summarize_profile(raw: Path, top: int = 18) -> list[str]:
+    own: collections.Counter[str] = collections.Counter()
+    inclusive: collections.Counter[str] = collections.Counter()
+    area: collections.Counter[str] = collections.Counter()
+    total = 0
+    for line in raw.read_text(errors="replace").splitlines():
+        stack, _, count_text = line.rpartition(" ")
+        if not stack or not count_text.isdigit():
+            continue
+        count = int(count_text)
+        frames = [_frame_key(frame) for frame in stack.split(";") if frame.strip()]
+        if not frames:
+            continue
+        total += count
+        own[frames[-1]] += count
+        for frame in set(frames):
+            inclusive[frame] += count
+        area[_area(stack)] += count
+    if not total:
+        return ["(no samples: is py-spy allowed to attach here?)"]
+    lines = [f"{total} samples; where the time goes, by layer (innermost matching frame):"]
+    lines += [f"  {share / total:6.1%}  {name}" for name, share in area.most_common()]
+    lines.append("own time, top frames:")
+    lines += [f"  {count / total:6.1%}  {name}" for name, count in own.most_common(top)]
+    lines.append("inclusive time, index-proxy frames:")
+    ours = [(name, count) for name, count in inclusive.most_common() if "index_proxy/" in name]
+    lines += [f"  {count / total:6.1%}  {name}" for name, count in ours[:top]]
+    return lines
+
+
+_AREAS = (
+    ("index_proxy/simple_view.py", "index-proxy simple_view (routing, negotiation, headers)"),
+    ("index_proxy/pages.py", "index-proxy pages (cache lookup)"),
+    ("index_proxy/metrics.py", "index-proxy metrics"),
+    ("index_proxy/simple/negotiate.py", "index-proxy Accept negotiation"),
+    ("prometheus_client/", "prometheus_client"),
+    ("packaging/", "packaging (canonicalize_name)"),
+    ("uvicorn/protocols/", "uvicorn HTTP protocol (httptools)"),
+    ("uvicorn/", "uvicorn other"),
+    ("asyncio/", "asyncio / uvloop"),
+)
+
+
+def _area(stack: str) -> str:
+    frames = stack.split(";")
+    for frame in reversed(frames):
+        for needle, label in _AREAS:
+            if needle in frame:
+                return label
+    return "other (event loop, idle, native)"
+
+
+# -- clients ---------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class ClientRow:
+    client: str
+    route: str
+    seconds: list[float]
+    resolved: int
+    mismatch: str = ""
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.seconds) if self.seconds else float("nan")
+
+
+def _client_env(cache_dir: Path, xdg: Path) -> dict[str, str]:
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("PIP_", "UV_"))}
+    # No pip configuration at all: the user's file is skipped when PIP_CONFIG_FILE names an existing
+    # file, and the global ones are looked up under XDG_CONFIG_DIRS (pointed at an empty folder).
+    env.update(PIP_CONFIG_FILE=os.devnull, XDG_CONFIG_DIRS=str(xdg), UV_CACHE_DIR=str(cache_dir))
+    return env
+
+
+def run_client(client: str, index_url: str, reqs: Path, scratch: Path) -> tuple[float, set[str]]:
+    cache_dir = Path(tempfile.mkdtemp(prefix=f"{client}-cache-", dir=scratch))
+    xdg = scratch / "xdg-empty"
+    xdg.mkdir(exist_ok=True)
+    python = PEERS / "bin" / "python"
+    if client == "pip":
+        command = [
+            str(python),
+            "-m",
+            "pip",
+            "install",
+            "--dry-run",
+            "--ignore-installed",
+            "--quiet",
+            "--report",
+            "-",
+            "--disable-pip-version-check",
+            "--no-input",
+            "--cache-dir",
+            str(cache_dir),
+            "--index-url",
+            index_url,
+            "-r",
+            str(reqs),
+        ]
+    else:
+        command = [
+            str(PEERS / "bin" / "uv"),
+            "pip",
+            "compile",
+            "--no-config",
+            "--quiet",
+            "--no-header",
+            "--no-annotate",
+            "--python",
+            str(python),
+            "--index-url",
+            index_url,
+            str(reqs),
+        ]
+    started = time.perf_counter()
+    done = subprocess.run(
+        command, capture_output=True, text=True, env=_client_env(cache_dir, xdg), timeout=600, check=False
+    )
+    elapsed = time.perf_counter() - started
+    shutil.rmtree(cache_dir, ignore_errors=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"{client} via {index_url} failed:\n{done.stderr[-3000:]}")
+    if client == "pip":
+        report = json.loads(done.stdout)
+        pins = {
+            f"{_canonical(item['metadata']['name'])}=={item['metadata']['version']}"
+            for item in report["install"]
+        }
+    else:
+        pins = {
+            _canonical(line.split("==")[0]) + "==" + line.split("==")[1].strip()
+            for line in done.stdout.splitlines()
+            if "==" in line and not line.startswith("#")
+        }
+    return elapsed, pins
+
+
+def bench_clients(
+    nginx_port: int, reqs: Path, args: argparse.Namespace, run: Path, with_proxpi: bool
+) -> list[ClientRow]:
+    rows: list[ClientRow] = []
+    direct = f"http://127.0.0.1:{nginx_port}/simple/"
+    proxies = [("index-proxy", start_index_proxy, "/simple/")]
+    if with_proxpi:
+        proxies.append(("proxpi", start_proxpi, "/index/"))
+    for client in ("pip", "uv"):
+        # One untimed run first, so the first timed one does not pay for a cold OS file cache.
+        run_client(client, direct, reqs, run)
+        reference: set[str] | None = None
+        row = ClientRow(client, "direct (nginx)", [], 0)
+        for _ in range(args.client_runs):
+            seconds, pins = run_client(client, direct, reqs, run)
+            row.seconds.append(seconds)
+            reference = reference or pins
+        row.resolved = len(reference or ())
+        rows.append(row)
+        log(f"{client:3} {row.route:24} median {row.median:6.2f} s  ({row.resolved} pins)")
+        for name, start, base in proxies:
+            cold = ClientRow(client, f"{name} cold", [], 0)
+            warm = ClientRow(client, f"{name} warm", [], 0)
+            for _ in range(args.client_runs):
+                # Fresh proxy state each round: new process, new database and blob folder.
+                server, port = start(direct, run, f"{name}-{client}")
+                try:
+                    url = f"http://127.0.0.1:{port}{base}"
+                    for row in (cold, warm):
+                        seconds, pins = run_client(client, url, reqs, run)
+                        row.seconds.append(seconds)
+                        row.resolved = len(pins)
+                        if reference is not None and pins != reference:
+                            row.mismatch = ", ".join(sorted(pins ^ reference))
+                finally:
+                    server.stop()
+            for row in (cold, warm):
+                rows.append(row)
+                log(f"{client:3} {row.route:24} median {row.median:6.2f} s  ({row.resolved} pins)")
+    return rows
+
+
+# -- report ----------------------------------------------------------------------------------------
+
+
+def _ms(value: float) -> str:
+    return f"{value:.2f}"
+
+
+def _machine_notes(args: argparse.Namespace, load_before: str, load_after: str) -> list[str]:
+    model = "?"
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    python = PEERS / "bin" / "python"
+    load_tool = "wrk " + version_of(["wrk", "--version"]) if shutil.which("wrk") else "python asyncio client"
+    return [
+        f"CPU: {os.cpu_count()} x {model}; Linux {platform.release()}; Python {platform.python_version()}",
+        f"servers pinned to core {SERVER_CPU} (taskset), load generator and clients to core {LOAD_CPU}",
+        f"load: {load_tool}, 1 thread, {args.connections} connections, {args.warmup:g} s warm-up then "
+        f"{args.duration:g} s measured per case; no Accept-Encoding (identity bodies)",
+        "versions: nginx {} (1 worker), uvicorn {} (uvloop {}, httptools {}), starlette {}, proxpi {} on "
+        "gunicorn {} (1 worker, --preload, --threads 2), pip {}, uv {}".format(
+            version_of(["nginx", "-v"]),
+            package_version(Path(sys.executable), "uvicorn"),
+            package_version(Path(sys.executable), "uvloop"),
+            package_version(Path(sys.executable), "httptools"),
+            package_version(Path(sys.executable), "starlette"),
+            package_version(python, "proxpi"),
+            package_version(python, "gunicorn"),
+            package_version(python, "pip"),
+            version_of([str(PEERS / "bin" / "uv"), "--version"]),
+        ),
+        f"load average (1/5/15 min) before: {load_before}; after: {load_after}",
+        f"index-proxy source: {_revision()}",
+    ]
+
+
+def _revision() -> str:
+    head = first_line(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"])
+    changed = subprocess.run(
+        ["git", "-C", str(ROOT), "status", "--porcelain", "--", "index_proxy"],
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout.strip()
+    return f"commit {head}" + (" plus uncommitted changes under index_proxy/" if changed else "")
+
+
+def render(
+    cases: list[Case],
+    clients: list[ClientRow],
+    project: str,
+    corpus: dict[str, list[Dist]],
+    notes: list[str],
+    profile: list[str],
+    command: str,
+) -> tuple[str, str]:
+    """(plain text for the terminal, markdown fragment)."""
+    by = {(case.server, case.page, case.format): case for case in cases}
+    wheels = sum(len(dists) for dists in corpus.values())
+    md: list[str] = [
+        f"Command: `{command}`",
+        "",
+        f"Corpus: {len(PACKAGES)} requirements resolved to {len(corpus)} projects, {wheels} wheels "
+        f"(one version each); project page measured: `{project}`.",
+        "",
+        *[f"- {note}" for note in notes],
+        "",
+        "| server | page | format | req/s | p50 ms | p99 ms | body bytes | server CPU | core 0 busy "
+        "| errors |",
+        "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for case in cases:
+        page = f"`/simple/{project}/`" if case.page == "project" else "`/simple/`"
+        if case.server == "proxpi":
+            page = page.replace("/simple/", "/index/")
+        if case.result is None:
+            cells = [case.server, page, case.format, "—", "—", "—", str(case.body_bytes), "", "", case.note]
+            md.append("| " + " | ".join(cells) + " |")
+            continue
+        result = case.result
+        md.append(
+            f"| {case.server} | {page} | {case.format} | {result.rps:,.0f} | {_ms(result.p50_ms)} "
+            f"| {_ms(result.p99_ms)} | {case.body_bytes:,} | {result.server_cpu:.0%} "
+            f"| {result.core_busy:.0%} | {result.errors} |"
+        )
+    md += ["", "| ratio | page | format | value | goal | met |", "| --- | --- | --- | ---: | --- | --- |"]
+    for page, fmt in (("project", "html"), ("project", "json"), ("list", "html"), ("list", "json")):
+        ours = by.get(("index-proxy", page, fmt))
+        if ours is None or ours.result is None:
+            continue
+        for peer, goal in (("nginx", GOAL_VS_NGINX), ("proxpi", GOAL_VS_PROXPI)):
+            theirs = by.get((peer, page, fmt))
+            if theirs is None or theirs.result is None or not theirs.result.rps:
+                continue
+            ratio = ours.result.rps / theirs.result.rps
+            met = "yes" if ratio >= goal else "**no**"
+            md.append(f"| index-proxy / {peer} req/s | {page} | {fmt} | {ratio:.2f} | ≥ {goal:g} | {met} |")
+        met = "yes" if ours.result.p99_ms < GOAL_P99_MS else "**no**"
+        p99 = f"{_ms(ours.result.p99_ms)} ms"
+        md.append(f"| index-proxy p99 | {page} | {fmt} | {p99} | < {GOAL_P99_MS:g} ms | {met} |")
+    if clients:
+        md += [
+            "",
+            "| client | index | median s | runs s | / direct | pins |",
+            "| --- | --- | ---: | --- | ---: | ---: |",
+        ]
+        direct = {row.client: row.median for row in clients if row.route.startswith("direct")}
+        for row in clients:
+            ratio = row.median / direct[row.client] if direct.get(row.client) else float("nan")
+            runs = ", ".join(f"{value:.2f}" for value in row.seconds)
+            pins = f"{row.resolved}" + (f" (differs: {row.mismatch})" if row.mismatch else "")
+            md.append(f"| {row.client} | {row.route} | {row.median:.2f} | {runs} | {ratio:.2f} | {pins} |")
+    if profile:
+        md += ["", "py-spy, index-proxy under the JSON project-page load:", "", "```", *profile, "```"]
+    markdown = "\n".join(md) + "\n"
+    text = re.sub(r"\*\*|`", "", markdown)
+    return text, markdown
+
+
+# -- main ------------------------------------------------------------------------------------------
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="3 s runs, 1 s warm-up, 1 client run each")
+    parser.add_argument("--duration", type=float, help="seconds measured per case (default 10)")
+    parser.add_argument("--warmup", type=float, help="seconds of warm-up load per case (default 2)")
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--client-runs", type=int, help="pip/uv runs per route (default 3)")
+    parser.add_argument("--project", help="project page to load (default: the largest page)")
+    parser.add_argument("--skip-proxpi", action="store_true")
+    parser.add_argument("--skip-serving", action="store_true", help="leave out the load runs")
+    parser.add_argument("--skip-clients", action="store_true", help="leave out the pip/uv resolution")
+    parser.add_argument("--profile", type=float, default=0, help="seconds of py-spy on index-proxy")
+    parser.add_argument("--profile-out", type=Path, help="keep py-spy's collapsed stacks here")
+    parser.add_argument("--refresh-corpus", action="store_true", help="download the corpus again")
+    parser.add_argument("--markdown", type=Path, help="write the results as a markdown fragment here")
+    args = parser.parse_args(argv)
+    args.duration = args.duration or (3.0 if args.quick else 10.0)
+    args.warmup = args.warmup if args.warmup is not None else (1.0 if args.quick else 2.0)
+    args.client_runs = args.client_runs or (1 if args.quick else 3)
+    return args
+
+
+@contextlib.contextmanager
+def scratch_dir() -> Iterator[Path]:
+    path = Path(tempfile.mkdtemp(prefix="index-proxy-bench-"))
+    os.chmod(path, 0o755)  # nginx workers run as an unprivileged user and read nothing from here
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    shown = sys.argv[1:] if argv is None else list(argv)
+    command = " ".join([".venv/bin/python benchmarks/serve.py", *shown])
+    global SERVER_CPU, LOAD_CPU
+    if (os.cpu_count() or 1) < 2:
+        SERVER_CPU = LOAD_CPU = 0
+        log("only one core: servers and load share it, ratios still compare, absolute numbers do not")
+    with contextlib.suppress(OSError, AttributeError):
+        os.sched_setaffinity(0, {LOAD_CPU})  # this script, wrk and the clients stay off the servers' core
+    if not shutil.which("nginx") and not Path("/usr/sbin/nginx").exists():
+        log("nginx is missing: apt-get install nginx-light (or nginx)")
+        return 2
+    if not shutil.which("wrk"):
+        log("wrk is missing (apt-get install wrk); falling back to a Python client, which is slower")
+    load_before = " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    ensure_peers()
+    wheels = build_corpus(args.refresh_corpus)
+    static, corpus = build_static_tree(wheels)
+    project = args.project or max(
+        corpus, key=lambda name: (static / "simple" / name / "index.html").stat().st_size
+    )
+    cases: list[Case] = []
+    clients: list[ClientRow] = []
+    profile: list[str] = []
+    with scratch_dir() as run:
+        reqs = run / "requirements.txt"
+        reqs.write_text("\n".join(PACKAGES) + "\n")
+        nginx, nginx_port = start_nginx(static, run)
+        try:
+            upstream = f"http://127.0.0.1:{nginx_port}/simple/"
+            if not args.skip_serving:
+                cases += bench_server(nginx, nginx_port, _cases("nginx", "/simple/", project), args, run)
+            if not args.skip_serving or args.profile:
+                server, port = start_index_proxy(upstream, run, "index-proxy-warm")
+                try:
+                    if not args.skip_serving:
+                        cases += bench_server(
+                            server, port, _cases("index-proxy", "/simple/", project), args, run
+                        )
+                    if args.profile:
+                        profile = profile_index_proxy(server, port, project, args, run)
+                finally:
+                    server.stop()
+            if not args.skip_serving and not args.skip_proxpi:
+                server, port = start_proxpi(upstream, run, "proxpi-warm")
+                try:
+                    cases += bench_server(server, port, _cases("proxpi", "/index/", project), args, run)
+                finally:
+                    server.stop()
+            if not args.skip_clients:
+                clients = bench_clients(nginx_port, reqs, args, run, with_proxpi=not args.skip_proxpi)
+        finally:
+            nginx.stop()
+    load_after = " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    notes = _machine_notes(args, load_before, load_after)
+    text, markdown = render(cases, clients, project, corpus, notes, profile, command.strip())
+    print(text)
+    if args.markdown:
+        args.markdown.write_text(markdown)
+        log(f"markdown fragment written to {args.markdown}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,69 @@
+"""Everything a proxy process holds, opened and closed in one place (the app and the worker share it)."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
+
+import httpx
+
+from index_proxy.config import Config, IndexConfig
+from index_proxy.files import FileService
+from index_proxy.metrics import Metrics
+from index_proxy.pages import PageService
+from index_proxy.status import UpstreamHealth
+from index_proxy.store.analysis import AnalysisStore
+from index_proxy.store.blobs import FolderBlobStore
+from index_proxy.store.db import Database
+from index_proxy.upstreams.base import Upstream
+from index_proxy.upstreams.folder import FolderUpstream
+from index_proxy.upstreams.http import HttpUpstream, make_http_client
+from index_proxy.upstreams.pip_index import pip_index_url
+
+__all__ = ["Services", "open_services"]
+
+
+@dataclass
+class Services:
+    config: Config
+    database: Database
+    blobs: FolderBlobStore
+    upstreams: Mapping[str, Upstream]
+    pages: PageService
+    files: FileService
+    analysis: AnalysisStore
+    metrics: Metrics
+    health: UpstreamHealth
+
+
+def make_upstream(index: IndexConfig, client: httpx.AsyncClient) -> Upstream:
+    if index.kind == "folder":
+        return FolderUpstream(index)
+    url = pip_index_url() if index.url == "pip" else index.url
+    return HttpUpstream(index, url, client)
+
+
+@contextlib.asynccontextmanager
+async def open_services(config: Config, metrics: Metrics | None = None) -> AsyncIterator[Services]:
+    metrics = metrics or Metrics()
+    if config.storage.blobs.startswith("s3://"):
+        raise NotImplementedError(
+            f"storage.blobs: {config.storage.blobs!r}: S3 blob stores are not in this release; use a folder path"
+        )
+    database = Database(config.storage.database)
+    await database.migrate()
+    client = make_http_client()
+    try:
+        upstreams = {index.name: make_upstream(index, client) for index in config.indexes}
+        health = UpstreamHealth()
+        for index in config.indexes:
+            health.status(index.name)
+        blobs = FolderBlobStore(config.storage.blobs)
+        analysis = AnalysisStore(database)
+        pages = PageService(config, upstreams, database, metrics, health)
+        files = FileService(upstreams, database, blobs, pages, metrics, analysis)
+        yield Services(config, database, blobs, upstreams, pages, files, analysis, metrics, health)
+    finally:
+        await client.aclose()
+        await database.close()
