@@ -35,6 +35,7 @@ from analyzers.facts import AbiFacts, CoreMetadataFacts, CpuFacts, CudaFacts, El
 from analyzers.integrity import (
     MAX_MEMBERS,
     MAX_TOTAL_UNCOMPRESSED,
+    OPEN_ERRORS,
     READ_ERRORS,
     MemberTooLarge,
     ZipFiles,
@@ -47,13 +48,16 @@ from analyzers.integrity import (
 from analyzers.manylinux import abi_findings, summarize_abi
 from analyzers.metadata import check_consistency, parse_core_metadata
 
-__all__ = ["MAX_ELF_BYTES", "MAX_TEXT_BYTES", "analyze"]
+__all__ = ["INFLATE_BUDGET", "MAX_ELF_BYTES", "MAX_TEXT_BYTES", "analyze"]
 
 MiB = 1024 * 1024
 # METADATA, PKG-INFO, WHEEL and RECORD are text; a long description stays far below this.
 MAX_TEXT_BYTES = 64 * MiB
 # The largest ELF file held in memory for analysis (CUDA kernels libraries reach ~1.5 GB).
 MAX_ELF_BYTES = 2048 * MiB
+# Inflation allowed per wheel: RECORD hashing reads every member once and the ELF files are read
+# a second time for analysis, so a legitimate wheel just under the bomb threshold still fits.
+INFLATE_BUDGET = 2 * MAX_TOTAL_UNCOMPRESSED
 
 _ELF_MAGIC = b"\x7fELF"
 _SDIST_SUFFIXES = (".tar.gz", ".zip")
@@ -286,7 +290,7 @@ def _wheel_checks(
 def _open_zip(data: bytes) -> zipfile.ZipFile | None:
     try:
         return zipfile.ZipFile(io.BytesIO(data))
-    except (zipfile.BadZipFile, OSError, ValueError, EOFError):
+    except OPEN_ERRORS:
         return None  # inspect_archive has already said why
 
 
@@ -296,7 +300,7 @@ def _analyze_wheel(data: bytes, filename: str) -> Facts:
     if archive is None:
         return _facts(data, filename, "wheel", found)
     with archive:
-        files = ZipFiles(archive)
+        files = ZipFiles(archive, budget=INFLATE_BUDGET)
         metadata, checks = _wheel_checks(files, members, filename)
         native = _native(files, members, filename, metadata)
     return _facts(
@@ -411,7 +415,8 @@ def _scan_tar(archive: tarfile.TarFile, scan: _TarScan) -> None:
         scan.count += 1
         scan.total += member.size
         scan.findings += _tar_member_findings(member)
-        match = _PKG_INFO.match(member.name)
+        # Some old sdist tools wrote "./name-version/..." member names.
+        match = _PKG_INFO.match(member.name.removeprefix("./"))
         if match is not None and member.isfile() and match.group(1) not in scan.pkg_infos:
             scan.pkg_infos[match.group(1)] = _read_tar_pkg_info(archive, member)
         bomb = _over_budget(scan)
@@ -468,13 +473,12 @@ def _analyze_zip_sdist(data: bytes, filename: str) -> Facts:
 
 
 def _analyze_bytes(data: bytes, filename: str) -> Facts:
-    lowered = filename.lower()
-    if lowered.endswith(".whl"):
+    kind = _kind_of(filename)
+    if kind == "wheel":
         return _analyze_wheel(data, filename)
-    if lowered.endswith(".tar.gz"):
-        return _analyze_tar_sdist(data, filename)
-    if lowered.endswith(".zip"):
-        return _analyze_zip_sdist(data, filename)
+    if kind == "sdist":
+        zipped = filename.lower().endswith(".zip")
+        return _analyze_zip_sdist(data, filename) if zipped else _analyze_tar_sdist(data, filename)
     finding = Finding("not-a-distribution", "error", "not a .whl, .tar.gz or .zip file name")
     return _facts(data, filename, "unknown", [finding])
 

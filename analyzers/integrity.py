@@ -27,6 +27,7 @@ __all__ = [
     "MAX_MEMBERS",
     "MAX_READ_BYTES",
     "MAX_TOTAL_UNCOMPRESSED",
+    "OPEN_ERRORS",
     "RATIO_MIN_SIZE",
     "READ_ERRORS",
     "Measurement",
@@ -55,6 +56,15 @@ MAX_MEMBERS = 100_000
 MAX_READ_BYTES = 2 * GiB
 READ_CHUNK = 1 * MiB
 
+# Everything opening a hostile zip can raise (NotImplementedError: a "needs zip version N" field).
+OPEN_ERRORS: tuple[type[Exception], ...] = (
+    zipfile.BadZipFile,
+    OSError,
+    ValueError,
+    EOFError,
+    struct.error,
+    NotImplementedError,
+)
 # Everything reading a member of a hostile zip can raise.
 READ_ERRORS: tuple[type[Exception], ...] = (
     zipfile.BadZipFile,  # CRC mismatch, local header name differs from the directory's
@@ -146,7 +156,7 @@ def _member(info: zipfile.ZipInfo) -> ZipMember:
 def _open_failure(data: bytes, error: Exception) -> Finding:
     if not data:
         return Finding("not-a-zip", "error", "the file is empty")
-    if data.startswith(_LOCAL_SIGNATURE):
+    if isinstance(error, zipfile.BadZipFile) and data.startswith(_LOCAL_SIGNATURE):
         # Starts like a zip but its end (central directory) is missing or unreadable.
         return Finding("truncated-zip", "error", f"zip without a readable central directory: {error}")
     return Finding("not-a-zip", "error", f"not a zip archive: {error}")
@@ -305,7 +315,7 @@ def inspect_archive(data: bytes) -> tuple[list[ZipMember], list[Finding]]:
     """
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
-    except (zipfile.BadZipFile, OSError, ValueError, EOFError, struct.error) as error:
+    except OPEN_ERRORS as error:
         return [], [_open_failure(data, error)]
     with archive:
         members = [_member(info) for info in archive.infolist()]

@@ -81,6 +81,97 @@ def _check_config(args: argparse.Namespace) -> int:
     return 0
 
 
+def _analyze(args: argparse.Namespace) -> int:
+    """``analyze PATH|URL...``: the analyzers' facts for local or downloaded wheels and sdists."""
+    import json
+    import os
+    from urllib.parse import unquote, urlsplit
+
+    import httpx
+
+    from analyzers import Facts, Finding, analyze
+
+    suffixes = (".whl", ".tar.gz", ".zip")
+
+    def expand(target: str) -> list[str | Path]:
+        """One argument as the inputs it names; ValueError (naming it) when it cannot be read."""
+        if target.startswith(("http://", "https://")):
+            return [target]
+        path = Path(target)
+        if path.is_dir() and os.access(path, os.R_OK | os.X_OK):
+            found = sorted(p for p in path.rglob("*") if p.is_file() and p.name.lower().endswith(suffixes))
+            if not found:
+                raise ValueError(f"{target}: no .whl, .tar.gz or .zip files in this directory")
+            return list(found)
+        if path.is_file() and os.access(path, os.R_OK):
+            return [path]
+        raise ValueError(f"{target}: not a readable file or directory")
+
+    def fetch(client: httpx.Client, url: str) -> Facts:
+        name = unquote(urlsplit(url).path.rsplit("/", 1)[-1]) or url
+        try:
+            response = client.get(url)
+            response.raise_for_status()
+        except httpx.HTTPError as error:
+            finding = Finding("download-failed", "error", f"{url}: {type(error).__name__}: {error}")
+            return Facts(filename=name, sha256="", size=0, kind="unknown", findings=(finding,))
+        return analyze(response.content, name)
+
+    def progress(done: int, total: int, label: str) -> None:
+        width = 30
+        filled = width * done // total
+        line = f"[{'#' * filled}{'.' * (width - filled)}] {done}/{total} {label}"[:100]
+        sys.stderr.write("\r" + line.ljust(100) + ("\n" if done == total else ""))
+        sys.stderr.flush()
+
+    def value(item: object) -> str:
+        return "-" if item is None or item == () else str(item)
+
+    def claimed(facts: Facts) -> str:
+        if facts.abi is not None and facts.abi.claimed_tags:
+            return ", ".join(facts.abi.claimed_tags)
+        # No ELF files, so no ABI facts: the filename's platform tag is still what the file claims.
+        parts = facts.filename.removesuffix(".whl").split("-")
+        return parts[-1] if facts.kind == "wheel" and len(parts) >= 5 else "-"
+
+    def table(facts: Facts) -> str:
+        meta, abi, cpu, cuda = facts.metadata, facts.abi, facts.cpu, facts.cuda
+        rows = [
+            ("kind", facts.kind),
+            ("name / version", f"{value(meta and meta.name)} {value(meta and meta.version)}"),
+            ("requires-python", value(meta and meta.requires_python)),
+            ("min glibc", value(abi and abi.min_glibc)),
+            ("computed tag", value(abi and abi.computed_tag)),
+            ("claimed tags", claimed(facts)),
+            ("mis-tagged", "-" if abi is None else ("yes" if abi.mis_tagged else "no")),
+            ("cpu level", "-" if cpu is None else f"{value(cpu.level)} ({cpu.source})"),
+            ("cuda", "-" if cuda is None else value(cuda.cuda_version or cuda.cuda_major)),
+        ]
+        rows += [
+            ("finding", f"{f.severity} {f.code}" + (f" {f.path}" if f.path else "") + f": {f.message}")
+            for f in facts.findings
+        ] or [("findings", "none")]
+        return "\n".join([facts.filename, *(f"  {key:<16} {text}" for key, text in rows)])
+
+    try:
+        inputs = [item for target in args.targets for item in expand(target)]
+    except ValueError as error:
+        print(f"index-proxy analyze: {error}", file=sys.stderr)
+        return 2
+    show_progress = len(inputs) > 1 and sys.stderr.isatty()
+    results: list[Facts] = []
+    with httpx.Client(follow_redirects=True, timeout=httpx.Timeout(30.0, read=300.0)) as client:
+        for number, item in enumerate(inputs, start=1):
+            results.append(fetch(client, item) if isinstance(item, str) else analyze(item))
+            if show_progress:
+                progress(number, len(inputs), results[-1].filename)
+    if args.json:
+        print(json.dumps([facts.to_json() for facts in results], indent=2))
+    else:
+        print("\n\n".join(table(facts) for facts in results))
+    return 1 if any(facts.broken for facts in results) else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="index-proxy", description="One safe simple index in front of many."
@@ -106,6 +197,12 @@ def build_parser() -> argparse.ArgumentParser:
     check = commands.add_parser("check-config", help="validate a config file and exit")
     check.add_argument("config", nargs="?")
     check.set_defaults(handler=_check_config)
+    analyze = commands.add_parser(
+        "analyze", help="analyse wheels/sdists (files, directories, http(s) URLs) and report facts"
+    )
+    analyze.add_argument("targets", nargs="+", metavar="PATH|URL", help="file, directory (recursive) or URL")
+    analyze.add_argument("--json", action="store_true", help="print a JSON array of facts")
+    analyze.set_defaults(handler=_analyze)
     return parser
 
 

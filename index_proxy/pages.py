@@ -21,6 +21,7 @@ from packaging.utils import canonicalize_name
 
 from index_proxy.config import Config, HardwareSpec, IndexConfig, glob_matches
 from index_proxy.hardware import fits
+from index_proxy.machine import machine_files
 from index_proxy.merge import (
     MergedProject,
     ServedFile,
@@ -40,6 +41,7 @@ from index_proxy.render import (
 from index_proxy.simple.model import DistributionFile, ProjectList, ProjectPage
 from index_proxy.simple.negotiate import PageFormat
 from index_proxy.status import UpstreamHealth
+from index_proxy.store.analysis import AnalysisStore
 from index_proxy.store.codec import decode_list, decode_page, encode_list, encode_page
 from index_proxy.store.db import Database, FileRecord, GuardEvent, StoredPage
 from index_proxy.upstreams.base import Found, NotFound, NotModified, Upstream
@@ -63,11 +65,20 @@ class ProjectUnavailable(Exception):
 
 @dataclass(frozen=True, slots=True)
 class View:
-    """How a page is shown: where file links point from, and which machine it is for."""
+    """How a page is shown: where file links point from, and which files it lists.
+
+    The plain view leaves out builds from ``hardware:`` indexes unless ``profile`` (the default
+    profile) can run them. A machine view (``machine=True``) lists only what the profile's machine
+    can run, judged by index and analysed facts, and hides a version's generic builds where a build
+    made for the machine covers the same interpreter and ABI, so plain pip picks it. An index view
+    lists one index's files, whatever hardware they need (for locks, which pin files by hash).
+    """
 
     prefix: str
     profile: HardwareSpec | None
     key: str
+    machine: bool = False
+    index: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +94,7 @@ class _Entry:
     merged: MergedProject | None
     expires: float
     metadata_hashes: dict[str, str]
+    facts: dict[str, Mapping[str, Any]] = field(default_factory=dict)  # sha256 -> analysed facts
     rendered: dict[tuple[str, PageFormat], RenderedPage] = field(default_factory=dict)
 
 
@@ -126,6 +138,8 @@ class PageService:
         # Projects whose stored upstream pages must be revalidated, whatever their age.
         self._forced: set[str] = set()
         self.files: dict[str, ServedFile] = {}
+        self.priority = {index.name: position for position, index in enumerate(config.indexes)}
+        self.analysis = AnalysisStore(database)
 
     # -- the hot path -------------------------------------------------------------------
     def cached_project(self, project: str, view: View, page_format: PageFormat) -> RenderedPage | None:
@@ -157,7 +171,7 @@ class PageService:
     def _render(
         self, entry: _Entry, merged: MergedProject, view: View, page_format: PageFormat
     ) -> RenderedPage:
-        files = [served for served in merged.files if fits(served.hardware, view.profile)]
+        files = self._visible(entry, merged, view)
         if page_format is PageFormat.JSON:
             body = render_project_json(
                 merged.name,
@@ -172,6 +186,13 @@ class PageService:
         rendered = _rendered(body, "j" if page_format is PageFormat.JSON else "h")
         entry.rendered[(view.key, page_format)] = rendered
         return rendered
+
+    def _visible(self, entry: _Entry, merged: MergedProject, view: View) -> list[ServedFile]:
+        if view.index is not None:
+            return [served for served in merged.files if served.index == view.index]
+        if not view.machine:
+            return [served for served in merged.files if fits(served.hardware, view.profile)]
+        return machine_files(merged.files, view.profile, entry.facts, self.priority)
 
     # -- loading ------------------------------------------------------------------------
     async def load_project(self, project: str) -> MergedProject | None:
@@ -249,6 +270,7 @@ class PageService:
         if merged is None and unavailable:
             raise ProjectUnavailable(project, unavailable)
         metadata_hashes: dict[str, str] = {}
+        facts: dict[str, Mapping[str, Any]] = {}
         if merged is not None:
             for served in merged.files:
                 self.files[served.file_id] = served
@@ -261,8 +283,10 @@ class PageService:
                 for record in await self.database.files_of_project(project)
                 if record.metadata_sha256
             }
+            stored = await self.analysis.facts_for([s.file.sha256 for s in merged.files if s.file.sha256])
+            facts = {sha256: item.facts for sha256, item in stored.items()}
         ttl = min((self._ttl(index) for index in asked), default=self.config.server.page_ttl)
-        self._projects[project] = _Entry(merged, self.clock() + ttl, metadata_hashes)
+        self._projects[project] = _Entry(merged, self.clock() + ttl, metadata_hashes, facts)
         self.metrics.refresh_seconds.observe(time.perf_counter() - started)
         return merged
 

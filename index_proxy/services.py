@@ -49,7 +49,8 @@ async def open_services(config: Config, metrics: Metrics | None = None) -> Async
     metrics = metrics or Metrics()
     if config.storage.blobs.startswith("s3://"):
         raise NotImplementedError(
-            f"storage.blobs: {config.storage.blobs!r}: S3 blob stores are not in this release; use a folder path"
+            f"storage.blobs: {config.storage.blobs!r}: S3 blob stores are not in this release; "
+            "use a folder path"
         )
     database = Database(config.storage.database)
     await database.migrate()

@@ -16,6 +16,7 @@ from urllib.parse import parse_qsl, quote
 from packaging.utils import canonicalize_name
 
 from index_proxy.config import HardwareSpec
+from index_proxy.machine import parse_profile_token
 from index_proxy.merge import indexes_to_ask, owner_of
 from index_proxy.metrics import Metrics
 from index_proxy.pages import PageService, ProjectUnavailable, RenderedPage, Undecidable, View
@@ -45,19 +46,18 @@ class SimpleIndexApp:
         self.pages = pages
         self.metrics = metrics
         self.next_app = next_app
-        base = public_url.rstrip("/") + "/" if public_url else None
+        self.base = public_url.rstrip("/") + "/" if public_url else None
         default = profiles.get(default_profile) if default_profile else None
-        self.plain_project = View(base or "../../", default, "plain")
-        self.env_views = {
-            name: View(base or "../../../../", spec, f"env:{name}") for name, spec in profiles.items()
-        }
+        self.plain_project = View(self.base or "../../", default, "plain")
+        self.profiles = dict(profiles)
+        self._views: dict[str, View] = {}
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             await self.next_app(scope, receive, send)
             return
         path: str = scope["path"]
-        if not path.startswith(("/simple/", "/env/")):
+        if not path.startswith(("/simple/", "/env/", "/index/")):
             await self.next_app(scope, receive, send)
             return
         try:
@@ -70,15 +70,45 @@ class SimpleIndexApp:
     async def _route(self, scope: Scope, send: Any, path: str) -> None:
         if path.startswith("/simple/"):
             await self._serve(scope, send, path[8:], self.plain_project, "/simple/")
-        elif path.startswith("/env/"):
-            profile, _, rest = path[5:].partition("/")
-            view = self.env_views.get(profile)
-            if view is None or not rest.startswith("simple/"):
-                await _send_error(
-                    send, 404, f"no profile named {profile!r}; profiles come from the config's profiles:"
+            return
+        kind, _, rest = path[1:].partition("/")
+        name, _, rest = rest.partition("/")
+        view = self._env_view(name) if kind == "env" else self._index_view(name)
+        if view is None:
+            if kind == "env":
+                message = (
+                    f"no profile {name!r}: name one from the config's profiles: or encode one, "
+                    "e.g. /env/x86_64_v3+avx2+cu121/simple/"
                 )
-                return
-            await self._serve(scope, send, rest[7:], view, f"/env/{profile}/simple/")
+            else:
+                message = f"no index named {name!r}"
+            await _send_error(send, 404, message)
+            return
+        if not rest.startswith("simple/"):
+            await _send_error(send, 404, f"this view's index is at /{kind}/{name}/simple/")
+            return
+        await self._serve(scope, send, rest[7:], view, f"/{kind}/{name}/simple/")
+
+    def _env_view(self, name: str) -> View | None:
+        view = self._views.get(f"env:{name}")
+        if view is None:
+            spec = self.profiles.get(name) or parse_profile_token(name)
+            if spec is None or len(self._views) > 1000:
+                return None
+            view = self._views[f"env:{name}"] = View(
+                self.base or "../../../../", spec, f"env:{name}", machine=True
+            )
+        return view
+
+    def _index_view(self, name: str) -> View | None:
+        view = self._views.get(f"index:{name}")
+        if view is None:
+            if name not in self.pages.priority:
+                return None
+            view = self._views[f"index:{name}"] = View(
+                self.base or "../../../../", None, f"index:{name}", index=name
+            )
+        return view
 
     async def _serve(self, scope: Scope, send: Any, rest: str, view: View, base_path: str) -> None:
         method = scope["method"]

@@ -1,0 +1,174 @@
+"""Server-side resolution: the resolver's sans-IO loop fed from the merged index, concurrently.
+
+For every project the resolver asks about, the merged page gives the files; each file is judged
+against the client's machine (tags, and what its index and its analysed facts say it needs),
+and each version is offered once, through its best fitting file. Core metadata of the chosen
+files is fetched in concurrent batches, as the resolver asks for it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import quote
+
+from packaging.metadata import parse_email
+from packaging.version import InvalidVersion, Version
+
+from index_proxy.files import MetadataUnavailable
+from index_proxy.machine import file_needs
+from index_proxy.merge import ServedFile
+from index_proxy.services import Services
+from index_proxy.store.blobs import DigestMismatch
+from index_proxy.upstreams.base import UpstreamFileError
+from resolver import ROOT, Candidate, NoSolution, Resolution, Resolver, ResolverOptions
+from resolver.environment import Environment
+from resolver.fit import rank_key, unmet_need, wheel_tags
+
+__all__ = ["ROOT", "ChosenFile", "NoSolution", "ResolveOutcome", "file_path", "resolve"]
+
+_CONCURRENCY = 16
+
+
+@dataclass(frozen=True, slots=True)
+class ChosenFile:
+    served: ServedFile
+    reason: str
+    rejected: tuple[tuple[str, str], ...] = ()  # (filename, why it does not fit)
+
+
+@dataclass
+class ResolveOutcome:
+    resolution: Resolution
+    files: dict[str, ChosenFile]  # project -> the file that carries its pinned version
+    seconds: float
+    metadata_fetched: int
+    candidates: dict[str, int] = field(default_factory=dict)
+
+
+class _Driver:
+    def __init__(self, services: Services, environment: Environment) -> None:
+        self.services = services
+        self.environment = environment
+        self.priority = services.pages.priority
+        self.chosen: dict[tuple[str, str], ChosenFile] = {}
+        self.metadata_fetched = 0
+        self.candidate_counts: dict[str, int] = {}
+        self._limit = asyncio.Semaphore(_CONCURRENCY)
+
+    async def candidates(self, project: str) -> list[Candidate]:
+        # Undecidable and ProjectUnavailable propagate: the API answers 502 for them.
+        merged = await self.services.pages.load_project(project)
+        if merged is None:
+            return []
+        wheels = [s for s in merged.files if s.file.filename.endswith(".whl") and s.version is not None]
+        facts = await self.services.analysis.facts_for([s.file.sha256 for s in wheels if s.file.sha256])
+        by_version: dict[str, list[tuple[Any, ServedFile]]] = {}
+        rejected: dict[str, list[tuple[str, str]]] = {}
+        for served in wheels:
+            stored = facts.get(served.file.sha256 or "")
+            needs = file_needs(served, stored.facts if stored else None, self.priority.get(served.index, 99))
+            why = unmet_need(needs, self.environment)
+            assert served.version is not None
+            if why is not None:
+                rejected.setdefault(served.version, []).append((served.file.filename, why))
+                continue
+            by_version.setdefault(served.version, []).append((rank_key(needs, self.environment), served))
+        candidates = []
+        for version, ranked in by_version.items():
+            ranked.sort(key=lambda pair: (bool(pair[1].file.yanked), pair[0]))
+            key, best = ranked[0]
+            reason = (
+                "built for this machine"
+                if not key.generic
+                else f"best tag ({_best_tag(best, self.environment)})"
+            )
+            if best.hardware is not None:
+                reason += f", from hardware index {best.index!r}"
+            self.chosen[(project, _normal(version))] = ChosenFile(
+                best, reason, tuple(rejected.get(version, ()))
+            )
+            candidates.append(
+                Candidate(
+                    version=version,
+                    requires_python=best.file.requires_python,
+                    yanked=all(bool(s.file.yanked) for _, s in ranked),
+                )
+            )
+        self.candidate_counts[project] = len(candidates)
+        return candidates
+
+    async def requires_dist(self, project: str, version: str) -> list[str]:
+        chosen = self.chosen[(project, _normal(version))]
+        record = await self.services.database.get_file(chosen.served.file_id)
+        if record is None:
+            raise MetadataUnavailable(f"{chosen.served.file.filename} is not in the store")
+        async with self._limit:
+            data = await self.services.files.core_metadata(record)
+        self.metadata_fetched += 1
+        raw, _unparsed = parse_email(data)
+        return list(raw.get("requires_dist", []))
+
+    async def run(self, resolver: Resolver) -> Resolution:
+        while True:
+            step = resolver.step()
+            if isinstance(step, Resolution):
+                return step
+            project_results = await asyncio.gather(*(self.candidates(p) for p in step.projects))
+            for project, candidates in zip(step.projects, project_results, strict=True):
+                resolver.provide_candidates(project, candidates)
+            metadata_results = await asyncio.gather(
+                *(self.requires_dist(p, v) for p, v in step.metadata), return_exceptions=True
+            )
+            for (project, version), result in zip(step.metadata, metadata_results, strict=True):
+                if isinstance(result, BaseException):
+                    if not isinstance(result, MetadataUnavailable | UpstreamFileError | DigestMismatch):
+                        raise result
+                    resolver.metadata_unavailable(project, version, f"core metadata unavailable: {result}")
+                else:
+                    resolver.provide_metadata(project, version, result)
+
+
+def _normal(version: str) -> str:
+    try:
+        return str(Version(version))
+    except InvalidVersion:
+        return version
+
+
+def _best_tag(served: ServedFile, environment: Environment) -> str:
+    tags = wheel_tags(served.file.filename)
+    return min(tags, key=lambda tag: environment.tag_rank.get(tag, 1 << 30))
+
+
+async def resolve(
+    services: Services,
+    requirements: Sequence[str],
+    environment: Environment,
+    *,
+    constraints: Sequence[str] = (),
+    options: ResolverOptions | None = None,
+) -> ResolveOutcome:
+    """Resolve for one machine; raises NoSolution (with its report) or the merge's errors."""
+    started = time.perf_counter()
+    driver = _Driver(services, environment)
+    resolver = Resolver(
+        requirements,
+        constraints=constraints,
+        environment=dict(environment.markers),
+        options=options or ResolverOptions(),
+    )
+    resolution = await driver.run(resolver)
+    files = {
+        project: driver.chosen[(project, _normal(version))] for project, version in resolution.pins.items()
+    }
+    return ResolveOutcome(
+        resolution, files, time.perf_counter() - started, driver.metadata_fetched, driver.candidate_counts
+    )
+
+
+def file_path(served: ServedFile) -> str:
+    return f"/files/{served.file_id}/{quote(served.file.filename)}"
