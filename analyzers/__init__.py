@@ -4,6 +4,7 @@ A pure library: bytes (or a path) in, :class:`Facts` out. No network, no databas
 import of ``index_proxy``.
 """
 
+from analyzers.analyze import analyze
 from analyzers.facts import (
     SCHEMA_VERSION,
     AbiFacts,
@@ -24,4 +25,5 @@ __all__ = [
     "ElfFacts",
     "Facts",
     "Finding",
+    "analyze",
 ]

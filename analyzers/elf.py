@@ -110,7 +110,6 @@ class _Reader:
         self.data = data
         self.is64 = is64
         self.order = "<" if little else ">"
-        self.word = 8 if is64 else 4
 
     def unpack(self, fmt: str, offset: int) -> tuple[int, ...]:
         if offset < 0:
@@ -179,8 +178,10 @@ def _analyze(data: bytes, path: str) -> ElfFacts:
 
 
 def _parse(data: bytes) -> _Elf:
-    if len(data) < 16 or not data.startswith(_MAGIC):
+    if not data.startswith(_MAGIC):
         raise _CorruptElf("no ELF magic" if data else "empty file")
+    if len(data) < 16:
+        raise _CorruptElf("truncated ELF identification")
     elf_class, encoding = data[4], data[5]
     if elf_class not in (_ELFCLASS32, _ELFCLASS64) or encoding not in (_ELFDATA2LSB, _ELFDATA2MSB):
         raise _CorruptElf(f"unknown ELF class {elf_class} or data encoding {encoding}")
@@ -336,21 +337,23 @@ def _verneed_names(elf: _Elf, dynamic: dict[int, int], dynamic_strings: bytes) -
         strings = dynamic_strings
     else:
         return
+    for at in _chain(elf, table_offset, count):
+        _version, aux_count, _file, aux_offset, _next = elf.reader.unpack("HHIII", at)
+        for aux_at in _chain(elf, at + aux_offset, aux_count):
+            _hash, _flags, _other, name, _next = elf.reader.unpack("IHHII", aux_at)
+            yield elf.reader.cstring(strings, name)
+
+
+def _chain(elf: _Elf, first: int, count: int) -> Iterator[int]:
+    """Offsets of a verneed (or vernaux) list: ``count`` entries linked by the relative ``next`` field
+    both structures keep at offset 12. A zero ``next`` ends the list early; as offsets only grow, a
+    corrupt list runs off the end of the file rather than looping."""
     if count > _MAX_ENTRIES:
-        raise _CorruptElf(f"verneed count {count} is implausible")
-    at = table_offset
+        raise _CorruptElf(f"version list of {count} entries is implausible")
+    at = first
     for _ in range(count):
-        _version, aux_count, _file, aux_offset, next_offset = elf.reader.unpack("HHIII", at)
-        yield from _vernaux_names(elf, at + aux_offset, aux_count, strings)
-        if next_offset == 0:
-            return
-        at += next_offset
-
-
-def _vernaux_names(elf: _Elf, at: int, count: int, strings: bytes) -> Iterator[str]:
-    for _ in range(count):
-        _hash, _flags, _other, name, next_offset = elf.reader.unpack("IHHII", at)
-        yield elf.reader.cstring(strings, name)
+        yield at
+        (next_offset,) = elf.reader.unpack("I", at + 12)
         if next_offset == 0:
             return
         at += next_offset

@@ -21,6 +21,7 @@ from starlette.schemas import SchemaGenerator
 from index_proxy import __version__
 from index_proxy.analysis import AnalysisWorker, Monitor
 from index_proxy.api_analysis import analysis_problems, analysis_queue, file_analysis, new_files_hook
+from index_proxy.api_resolve import resolve_request
 from index_proxy.config import Config
 from index_proxy.files import MetadataUnavailable, UnknownFile
 from index_proxy.metrics import Metrics
@@ -93,6 +94,7 @@ def create_app(config: Config) -> Any:
         Route("/api/v1/admin/analysis/problems", _analysis_problems, methods=["GET"]),
         Route("/api/v1/analysis/{project}/{version}", _analysis, methods=["GET"]),
         Route("/api/v1/hooks/new-files", _new_files_hook, methods=["POST"]),
+        Route("/api/v1/resolve", _resolve, methods=["POST"]),
     ]
     starlette = Starlette(routes=routes, lifespan=lifespan)
     starlette.state.holder = holder
@@ -435,4 +437,45 @@ async def _new_files_hook(request: Request) -> Response:
     except ValueError:
         return _error(400, 'the body must be JSON: {"index": NAME, "projects": [...], "files": [...]}')
     status, body = await new_files_hook(_services(request), payload)
+    return JSONResponse(body, status_code=status)
+
+
+async def _resolve(request: Request) -> Response:
+    """
+    summary: Resolve requirements for a machine into pins and lock files
+    requestBody:
+      content:
+        application/json:
+          schema:
+            type: object
+            required: [environment]
+            properties:
+              requirements: {type: array, items: {type: string}, description: PEP 508 requirements}
+              manifest:
+                type: object
+                properties:
+                  format: {type: string, enum: [requirements, pipfile, pyproject]}
+                  text: {type: string}
+              constraints: {type: array, items: {type: string}}
+              dev_requirements: {type: array, items: {type: string}}
+              environment:
+                type: object
+                description: what `index-proxy env` prints (markers, tags, cpu, cuda, glibc)
+              recommendation: {type: string, enum: [latest]}
+              formats:
+                type: array
+                items: {type: string, enum: [requirements.txt, Pipfile.lock, pylock.toml]}
+    responses:
+      200: {description: pins, locks, justification and stats}
+      400: {description: a malformed request, with the key at fault}
+      422: {description: no solution; report explains the conflict}
+      502: {description: an upstream that decides a project is unavailable}
+    """
+    try:
+        payload = await request.json()
+    except ValueError:
+        return _error(400, "the body must be JSON")
+    services = _services(request)
+    base = services.config.server.public_url or str(request.base_url).rstrip("/")
+    status, body = await resolve_request(services, payload, base)
     return JSONResponse(body, status_code=status)

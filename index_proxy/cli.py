@@ -9,6 +9,11 @@ from pathlib import Path
 
 from index_proxy.config import Config, ConfigError, default_config, load_config
 
+# Mirrored here, not imported from index_proxy.client.lock: building the parser must not import httpx
+# and the resolver for commands that never lock. tests/test_cli_lock.py checks the two agree.
+LOCK_FORMATS = ("requirements.txt", "Pipfile.lock", "pylock.toml")
+DEFAULT_SERVER = "http://127.0.0.1:8000"
+
 __all__ = ["main"]
 
 
@@ -172,6 +177,41 @@ def _analyze(args: argparse.Namespace) -> int:
     return 1 if any(facts.broken for facts in results) else 0
 
 
+def _env(args: argparse.Namespace) -> int:
+    """``env``: this machine as the JSON ``/api/v1/resolve`` takes, to lock here or elsewhere."""
+    import json
+
+    from index_proxy.client.detect import detect_environment
+
+    text = json.dumps(detect_environment(), indent=2) + "\n"
+    if args.output is None:
+        sys.stdout.write(text)
+        return 0
+    try:
+        Path(args.output).write_text(text, encoding="utf-8")
+    except OSError as error:
+        print(f"index-proxy env: cannot write {args.output}: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _lock(args: argparse.Namespace) -> int:
+    """``lock``: resolve a manifest on a server for a machine and write the lock files."""
+    from index_proxy.client.lock import LockOptions, run_lock
+
+    return run_lock(
+        LockOptions(
+            file=Path(args.file) if args.file else None,
+            server=args.server,
+            environment=Path(args.environment) if args.environment else None,
+            formats=tuple(args.formats or ()),
+            output=args.output,
+            dev=args.dev,
+            constraints=tuple(Path(c) for c in args.constraints or ()),
+        )
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="index-proxy", description="One safe simple index in front of many."
@@ -203,6 +243,49 @@ def build_parser() -> argparse.ArgumentParser:
     analyze.add_argument("targets", nargs="+", metavar="PATH|URL", help="file, directory (recursive) or URL")
     analyze.add_argument("--json", action="store_true", help="print a JSON array of facts")
     analyze.set_defaults(handler=_analyze)
+    env = commands.add_parser(
+        "env", help="print this machine's environment (markers, tags, CPU, CUDA, glibc) as JSON"
+    )
+    env.add_argument("--output", metavar="FILE", help="write the JSON to FILE instead of stdout")
+    env.set_defaults(handler=_env)
+    lock = commands.add_parser(
+        "lock", help="resolve a manifest on an index-proxy server for a machine and write lock files"
+    )
+    lock.add_argument(
+        "file",
+        nargs="?",
+        metavar="FILE",
+        help="requirements.in/.txt, Pipfile or pyproject.toml (default: the first of those here)",
+    )
+    lock.add_argument(
+        "--server", help=f"the proxy's base URL (default: $INDEX_PROXY_URL, else {DEFAULT_SERVER})"
+    )
+    lock.add_argument(
+        "--environment",
+        metavar="FILE",
+        help="lock for the machine `index-proxy env` described in FILE (default: this machine)",
+    )
+    lock.add_argument(
+        "--format",
+        dest="formats",
+        action="append",
+        choices=LOCK_FORMATS,
+        help="a lock to write, repeatable (default: Pipfile.lock for a Pipfile, else requirements.txt)",
+    )
+    lock.add_argument(
+        "--output",
+        metavar="PATH",
+        help="the lock file (one format), a directory (several), or - for stdout (default: next to FILE)",
+    )
+    lock.add_argument("--dev", action="store_true", help="also lock [dev-packages] / [dependency-groups] dev")
+    lock.add_argument(
+        "--constraint",
+        dest="constraints",
+        action="append",
+        metavar="FILE",
+        help="a constraints file (requirement lines that limit versions without adding packages); repeatable",
+    )
+    lock.set_defaults(handler=_lock)
     return parser
 
 

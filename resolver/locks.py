@@ -69,7 +69,10 @@ def pipfile_lock(
     *,
     pipfile_sha256: str | None = None,
     requires_python: str | None = None,
+    requires: Mapping[str, object] | None = None,
 ) -> str:
+    """``requires`` is the Pipfile's ``[requires]`` table, copied as pipenv does; without one,
+    ``requires_python`` becomes ``python_version``."""
     default: dict[str, dict[str, object]] = {}
     develop: dict[str, dict[str, object]] = {}
     for package in sorted(packages, key=lambda p: p.name):
@@ -87,7 +90,9 @@ def pipfile_lock(
             or hashlib.sha256(json.dumps(default, sort_keys=True).encode()).hexdigest()
         },
         "pipfile-spec": 6,
-        "requires": {"python_version": requires_python} if requires_python else {},
+        "requires": dict(requires)
+        if requires is not None
+        else ({"python_version": requires_python} if requires_python else {}),
         "sources": [{"name": s.name, "url": s.url, "verify_ssl": s.verify_ssl} for s in sources],
     }
     return (
