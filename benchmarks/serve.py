@@ -1147,13 +1147,16 @@ def _machine_notes(args: argparse.Namespace, load_before: str, load_after: str) 
 
 def _revision() -> str:
     head = first_line(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"])
-    changed = subprocess.run(
-        ["git", "-C", str(ROOT), "status", "--porcelain", "--", "index_proxy"],
+    diff = subprocess.run(
+        ["git", "-C", str(ROOT), "diff", "HEAD", "--", "index_proxy"],
         capture_output=True,
-        text=True,
         check=False,
-    ).stdout.strip()
-    return f"commit {head}" + (" plus uncommitted changes under index_proxy/" if changed else "")
+    ).stdout
+    if not diff.strip():
+        return f"commit {head}"
+    # Other work may sit uncommitted in the tree: name that state by a hash of its diff.
+    fingerprint = hashlib.sha256(diff).hexdigest()[:10]
+    return f"commit {head} plus uncommitted changes under index_proxy/ (diff sha256 {fingerprint})"
 
 
 def render(

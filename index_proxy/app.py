@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import hmac
 import logging
 import time
@@ -197,6 +198,11 @@ async def _file(request: Request) -> Response:
     file_id = request.path_params["file_id"]
     filename = request.path_params["filename"]
     is_metadata = filename.endswith(".metadata")
+    if is_metadata:
+        cached = services.files.cached_metadata(file_id, filename.removesuffix(".metadata"))
+        if cached is not None:
+            services.metrics.metadata.labels("memory").inc()
+            return _metadata_response(cached)
     try:
         record = await services.files.lookup(
             file_id, filename.removesuffix(".metadata") if is_metadata else filename
@@ -258,6 +264,10 @@ async def _core_metadata(services: Services, record: FileRecord) -> Response:
         return _error(404, f"no core metadata for {record.filename}: {error}")
     except UpstreamFileError as error:
         return _error(502, f"core metadata of {record.filename}: {error.reason}")
+    return _metadata_response(data)
+
+
+def _metadata_response(data: bytes) -> Response:
     return Response(
         data,
         media_type="application/octet-stream",
@@ -266,8 +276,6 @@ async def _core_metadata(services: Services, record: FileRecord) -> Response:
 
 
 def _sha256(data: bytes) -> str:
-    import hashlib
-
     return hashlib.sha256(data).hexdigest()
 
 

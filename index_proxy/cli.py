@@ -277,7 +277,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="PATH",
         help="the lock file (one format), a directory (several), or - for stdout (default: next to FILE)",
     )
-    lock.add_argument("--dev", action="store_true", help="also lock [dev-packages] / [dependency-groups] dev")
+    lock.add_argument(
+        "--dev",
+        action="store_true",
+        help="also lock [dev-packages] / [dependency-groups] dev into requirements.txt and pylock.toml "
+        "(Pipfile.lock always has them, in develop)",
+    )
     lock.add_argument(
         "--constraint",
         dest="constraints",

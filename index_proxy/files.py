@@ -10,7 +10,10 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Mapping
+
+from packaging.metadata import parse_email
 
 from index_proxy.metrics import Metrics
 from index_proxy.pages import PageService
@@ -25,8 +28,7 @@ __all__ = ["FileService", "MetadataUnavailable", "UnknownFile"]
 log = logging.getLogger("index_proxy.files")
 
 HASH_MISMATCH = "hash-mismatch"
-# Files up to this size are verified before the first byte is sent, so a mismatch is a clean 502.
-_BUFFER_LIMIT = 1024 * 1024
+_METADATA_CACHE_BYTES = 64 * 1024 * 1024
 
 
 class UnknownFile(Exception):
@@ -54,6 +56,11 @@ class FileService:
         self.metrics = metrics
         self.analysis = analysis
         self._downloads: dict[str, asyncio.Event] = {}
+        # Metadata is what resolvers fetch for every candidate: keep recent ones in memory
+        # (file_id -> (filename, bytes)), bounded by _METADATA_CACHE_BYTES.
+        self._metadata_cache: OrderedDict[str, tuple[str, bytes]] = OrderedDict()
+        self._metadata_cache_size = 0
+        self._requires_dist: dict[str, list[str]] = {}
         self._metadata_locks: dict[str, asyncio.Lock] = {}
 
     async def lookup(self, file_id: str, filename: str) -> FileRecord:
@@ -153,6 +160,41 @@ class FileService:
         )
 
     # -- core metadata ----------------------------------------------------------------
+    async def requires_dist(self, file_id: str) -> list[str]:
+        """The Requires-Dist lines of a file's core metadata (parsed once per file)."""
+        parsed = self._requires_dist.get(file_id)
+        if parsed is not None:
+            return parsed
+        served = self.pages.files.get(file_id)
+        data = self.cached_metadata(file_id, served.file.filename) if served is not None else None
+        if data is None:
+            record = await self.database.get_file(file_id)
+            if record is None:
+                raise MetadataUnavailable(f"file {file_id} is not in the store")
+            data = await self.core_metadata(record)
+        raw, _unparsed = parse_email(data)
+        parsed = list(raw.get("requires_dist", []))
+        if len(self._requires_dist) > 100_000:
+            self._requires_dist.clear()
+        self._requires_dist[file_id] = parsed
+        return parsed
+
+    def cached_metadata(self, file_id: str, filename: str) -> bytes | None:
+        cached = self._metadata_cache.get(file_id)
+        if cached is None or cached[0] != filename:
+            return None
+        self._metadata_cache.move_to_end(file_id)
+        return cached[1]
+
+    def _remember_metadata(self, record: FileRecord, data: bytes) -> None:
+        if record.file_id in self._metadata_cache:
+            return
+        self._metadata_cache[record.file_id] = (record.filename, data)
+        self._metadata_cache_size += len(data)
+        while self._metadata_cache_size > _METADATA_CACHE_BYTES:
+            _, (_, evicted) = self._metadata_cache.popitem(last=False)
+            self._metadata_cache_size -= len(evicted)
+
     async def core_metadata(self, record: FileRecord) -> bytes:
         """The file's METADATA: kept copy, else the upstream's ``.metadata``, else from the wheel."""
         lock = self._metadata_locks.setdefault(record.file_id, asyncio.Lock())
@@ -160,12 +202,15 @@ class FileService:
             current = await self.database.get_file(record.file_id) or record
             if current.metadata_sha256 and await self.blobs.exists(current.metadata_sha256):
                 self.metrics.metadata.labels("cache").inc()
-                return await self.blobs.read(current.metadata_sha256)
+                data = await self.blobs.read(current.metadata_sha256)
+                self._remember_metadata(record, data)
+                return data
             data, source = await self._obtain_metadata(current)
             digest = await self.blobs.put(data)
             await self.database.set_metadata_sha256(record.file_id, digest)
             self.pages.metadata_known(record.project, record.file_id, digest)
             self.metrics.metadata.labels(source).inc()
+            self._remember_metadata(record, data)
             return data
 
     async def _obtain_metadata(self, record: FileRecord) -> tuple[bytes, str]:

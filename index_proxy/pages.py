@@ -124,6 +124,7 @@ class PageService:
         metrics: Metrics,
         health: UpstreamHealth,
         clock: Callable[[], float] = time.time,
+        analysis: AnalysisStore | None = None,
     ) -> None:
         self.config = config
         self.indexes: Sequence[IndexConfig] = config.indexes
@@ -139,7 +140,7 @@ class PageService:
         self._forced: set[str] = set()
         self.files: dict[str, ServedFile] = {}
         self.priority = {index.name: position for position, index in enumerate(config.indexes)}
-        self.analysis = AnalysisStore(database)
+        self.analysis = analysis or AnalysisStore(database)
 
     # -- the hot path -------------------------------------------------------------------
     def cached_project(self, project: str, view: View, page_format: PageFormat) -> RenderedPage | None:
@@ -188,6 +189,8 @@ class PageService:
         return rendered
 
     def _visible(self, entry: _Entry, merged: MergedProject, view: View) -> list[ServedFile]:
+        if view.index == "*":
+            return list(merged.files)
         if view.index is not None:
             return [served for served in merged.files if served.index == view.index]
         if not view.machine:
@@ -228,6 +231,11 @@ class PageService:
             return result
         finally:
             del self._inflight[key]
+
+    def facts_of(self, project: str) -> Mapping[str, Mapping[str, Any]]:
+        """Analysed facts (by sha256) of the project's files, as loaded with its page."""
+        entry = self._projects.get(project)
+        return entry.facts if entry is not None else {}
 
     def invalidate(self, project: str | None = None) -> None:
         """Make the next request revalidate with the upstreams (admin refresh, hooks)."""

@@ -11,11 +11,10 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import quote
 
-from packaging.metadata import parse_email
 from packaging.version import InvalidVersion, Version
 
 from index_proxy.files import MetadataUnavailable
@@ -55,6 +54,8 @@ class _Driver:
         self.environment = environment
         self.priority = services.pages.priority
         self.chosen: dict[tuple[str, str], ChosenFile] = {}
+        # project -> versions none of whose files fit, with why each file does not
+        self.unfit: dict[str, dict[str, list[tuple[str, str]]]] = {}
         self.metadata_fetched = 0
         self.candidate_counts: dict[str, int] = {}
         self._limit = asyncio.Semaphore(_CONCURRENCY)
@@ -98,19 +99,16 @@ class _Driver:
                     yanked=all(bool(s.file.yanked) for _, s in ranked),
                 )
             )
+        self.unfit[project] = {v: why for v, why in rejected.items() if v not in by_version}
         self.candidate_counts[project] = len(candidates)
         return candidates
 
     async def requires_dist(self, project: str, version: str) -> list[str]:
         chosen = self.chosen[(project, _normal(version))]
-        record = await self.services.database.get_file(chosen.served.file_id)
-        if record is None:
-            raise MetadataUnavailable(f"{chosen.served.file.filename} is not in the store")
         async with self._limit:
-            data = await self.services.files.core_metadata(record)
+            requires = await self.services.files.requires_dist(chosen.served.file_id)
         self.metadata_fetched += 1
-        raw, _unparsed = parse_email(data)
-        return list(raw.get("requires_dist", []))
+        return requires
 
     async def run(self, resolver: Resolver) -> Resolution:
         while True:
@@ -163,11 +161,30 @@ async def resolve(
     )
     resolution = await driver.run(resolver)
     files = {
-        project: driver.chosen[(project, _normal(version))] for project, version in resolution.pins.items()
+        project: _with_newer_unfit(driver.chosen[(project, _normal(version))], driver.unfit, project, version)
+        for project, version in resolution.pins.items()
     }
     return ResolveOutcome(
         resolution, files, time.perf_counter() - started, driver.metadata_fetched, driver.candidate_counts
     )
+
+
+def _with_newer_unfit(
+    chosen: ChosenFile, unfit: dict[str, dict[str, list[tuple[str, str]]]], project: str, pinned: str
+) -> ChosenFile:
+    """The pin's rejected files plus those of newer versions that have no file for this machine:
+    why the newest release was not taken (its build needs a newer glibc, CUDA, CPU...)."""
+    try:
+        pin = Version(pinned)
+        newer = [
+            (filename, why)
+            for version, rejected in sorted(unfit.get(project, {}).items(), key=lambda item: Version(item[0]))
+            if Version(version) > pin
+            for filename, why in rejected
+        ]
+    except InvalidVersion:
+        return chosen
+    return replace(chosen, rejected=chosen.rejected + tuple(newer)) if newer else chosen
 
 
 def file_path(served: ServedFile) -> str:

@@ -62,7 +62,7 @@ async def open_services(config: Config, metrics: Metrics | None = None) -> Async
             health.status(index.name)
         blobs = FolderBlobStore(config.storage.blobs)
         analysis = AnalysisStore(database)
-        pages = PageService(config, upstreams, database, metrics, health)
+        pages = PageService(config, upstreams, database, metrics, health, analysis=analysis)
         files = FileService(upstreams, database, blobs, pages, metrics, analysis)
         yield Services(config, database, blobs, upstreams, pages, files, analysis, metrics, health)
     finally:

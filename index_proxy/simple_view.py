@@ -50,6 +50,9 @@ class SimpleIndexApp:
         default = profiles.get(default_profile) if default_profile else None
         self.plain_project = View(self.base or "../../", default, "plain")
         self.profiles = dict(profiles)
+        # Every build of every project, whatever hardware it needs: for lock files, whose hashes
+        # choose the file, so that a lock stays installable when analysis later changes the views.
+        self.all_builds = View(self.base or "../../../", None, "all", index="*")
         self._views: dict[str, View] = {}
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
@@ -57,7 +60,7 @@ class SimpleIndexApp:
             await self.next_app(scope, receive, send)
             return
         path: str = scope["path"]
-        if not path.startswith(("/simple/", "/env/", "/index/")):
+        if not path.startswith(("/simple/", "/env/", "/index/", "/all/")):
             await self.next_app(scope, receive, send)
             return
         try:
@@ -70,6 +73,12 @@ class SimpleIndexApp:
     async def _route(self, scope: Scope, send: Any, path: str) -> None:
         if path.startswith("/simple/"):
             await self._serve(scope, send, path[8:], self.plain_project, "/simple/")
+            return
+        if path.startswith("/all/"):
+            if not path.startswith("/all/simple/"):
+                await _send_error(send, 404, "the all-builds index is at /all/simple/")
+                return
+            await self._serve(scope, send, path[12:], self.all_builds, "/all/simple/")
             return
         kind, _, rest = path[1:].partition("/")
         name, _, rest = rest.partition("/")
@@ -93,8 +102,11 @@ class SimpleIndexApp:
         view = self._views.get(f"env:{name}")
         if view is None:
             spec = self.profiles.get(name) or parse_profile_token(name)
-            if spec is None or len(self._views) > 1000:
+            if spec is None:
                 return None
+            if len(self._views) > 10_000:
+                # Each distinct machine is one view; forget them all rather than refuse new ones.
+                self._views.clear()
             view = self._views[f"env:{name}"] = View(
                 self.base or "../../../../", spec, f"env:{name}", machine=True
             )

@@ -120,8 +120,17 @@ class Environment:
         }
 
 
+_PARSED_TAGS: dict[str, frozenset[Tag]] = {}
+
+
 def _parse(text: str) -> frozenset[Tag]:
-    tags = parse_tag(text)
-    if not tags:
-        raise ValueError(text)
+    # Clients send the same ~1,000 tags with every request: parse each once per process.
+    tags = _PARSED_TAGS.get(text)
+    if tags is None:
+        tags = parse_tag(text)
+        if not tags:
+            raise ValueError(text)
+        if len(_PARSED_TAGS) > 50_000:
+            _PARSED_TAGS.clear()
+        _PARSED_TAGS[text] = tags
     return tags

@@ -41,6 +41,21 @@ class RankKey:
     index_priority: int
 
 
+# What each x86-64 psABI level guarantees (cumulative), named as /proc/cpuinfo and the analyzers
+# name them: a machine at a level has these whether or not its feature list repeats them.
+_LEVEL_FEATURES = (
+    frozenset({"cmov", "cx8", "fpu", "fxsr", "mmx", "sse", "sse2"}),
+    frozenset({"cx16", "lahf_lm", "popcnt", "sse3", "ssse3", "sse4_1", "sse4_2"}),
+    frozenset({"avx", "avx2", "bmi1", "bmi2", "f16c", "fma", "lzcnt", "movbe", "xsave"}),
+    frozenset({"avx512f", "avx512bw", "avx512cd", "avx512dq", "avx512vl"}),
+)
+
+
+def _level_features(level: str | None) -> frozenset[str]:
+    rank = CPU_LEVELS.index(level) if level in CPU_LEVELS else 0
+    return frozenset().union(*_LEVEL_FEATURES[: rank + 1])
+
+
 def wheel_tags(filename: str) -> frozenset[str]:
     try:
         return frozenset(str(tag) for tag in parse_wheel_filename(filename)[3])
@@ -63,7 +78,7 @@ def unmet_need(needs: FileNeeds, environment: Environment, *, check_tags: bool =
         have = CPU_LEVELS.index(environment.cpu_level) if environment.cpu_level in CPU_LEVELS else 0
         if CPU_LEVELS.index(needs.cpu_level) > have:
             return f"needs CPU level {needs.cpu_level}"
-    missing = needs.cpu_features - environment.cpu_features
+    missing = needs.cpu_features - environment.cpu_features - _level_features(environment.cpu_level)
     if missing:
         return f"needs CPU features {', '.join(sorted(missing))}"
     if needs.cuda is not None:

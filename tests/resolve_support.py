@@ -9,9 +9,9 @@ import base64
 import hashlib
 import io
 import os
+import re
 import shutil
 import subprocess
-import re
 import sys
 import time
 import zipfile
@@ -69,11 +69,15 @@ def this_machine(
     features: Sequence[str] = (),
     cuda: str | None = None,
     glibc: str | None = None,
+    linux_last: bool = False,
 ) -> dict[str, Any]:
     """The environment JSON of the interpreter running the tests (markers and tags are real).
 
     ``glibc`` other than this machine's also trims the manylinux tags to what such a machine
     supports (a glibc 2.28 machine has no ``manylinux_2_34`` tags), as a client there would send.
+    ``linux_last`` orders each interpreter's ``linux_<arch>`` tag after its manylinux tags, as
+    packaging before 26 (and so pip 23-25, e.g. the one ensurepip brings here) does; packaging 26
+    puts it first.
     """
     real_glibc = machine_glibc()
     glibc = glibc or real_glibc
@@ -85,6 +89,17 @@ def this_machine(
         if match is not None and (int(match.group(1)), int(match.group(2))) > limit:
             continue
         tags.append(text)
+    if linux_last:
+        groups: dict[tuple[str, str], int] = {}
+        for text in tags:
+            interpreter, abi, _platform = text.split("-")
+            groups.setdefault((interpreter, abi), len(groups))
+
+        def legacy(text: str) -> tuple[int, bool]:
+            interpreter, abi, platform = text.split("-")
+            return groups[(interpreter, abi)], platform.startswith("linux_")
+
+        tags.sort(key=legacy)
     return {
         "markers": dict(default_environment()),
         "tags": tags,
@@ -210,7 +225,6 @@ def uv_compile_ok(index_url: str, requirements_in: str, home: Path) -> Pins:
     return compiled_pins(out)
 
 
-
 def with_provides_extra(path: Path, extras: Sequence[str]) -> Path:
     """Add ``Provides-Extra`` lines to a built wheel's METADATA (and its RECORD row), in place.
 
@@ -220,7 +234,9 @@ def with_provides_extra(path: Path, extras: Sequence[str]) -> Path:
     """
     with zipfile.ZipFile(path) as source:
         entries = [(info, source.read(info)) for info in source.infolist()]
-    metadata_name = next(info.filename for info, _ in entries if info.filename.endswith(".dist-info/METADATA"))
+    metadata_name = next(
+        info.filename for info, _ in entries if info.filename.endswith(".dist-info/METADATA")
+    )
     record_name = metadata_name.removesuffix("METADATA") + "RECORD"
     rewritten: list[tuple[zipfile.ZipInfo, bytes]] = []
     new_metadata = b""

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import micropipenv
 import pytest
 from packaging.pylock import Pylock
 from support.clients import (
@@ -19,6 +20,7 @@ from support.clients import (
     client_env,
     installed_versions,
     micropipenv_install,
+    uv_bin,
     venv_site_packages,
 )
 from support.proxy import REPO_ROOT, RunningProxy, free_port
@@ -139,10 +141,10 @@ def test_lock_requirements_in_and_install_with_hashes(
         "a": ("1.0", [hashes["a-1.0-py3-none-any.whl"]]),
         "b": ("2.0", [hashes["b-2.0-py3-none-any.whl"]]),
     }
-    assert f"--index-url {served.url}/env/" in requirements
+    assert f"--index-url {served.url}/all/simple/" in requirements
 
     pylock = Pylock.from_dict(tomllib.loads((project / "pylock.toml").read_text()))
-    by_name = {package.name: package for package in pylock.packages}
+    by_name = {str(package.name): package for package in pylock.packages}
     assert set(by_name) == {"a", "b"}
     wheel = (by_name["b"].wheels or [])[0]
     assert wheel.name == "b-2.0-py3-none-any.whl"
@@ -174,6 +176,31 @@ def test_lock_requirements_in_and_install_with_hashes(
     )
     assert_ok(pip)
     assert installed_versions(target) == {"a": "1.0", "b": "2.0"}
+
+    # uv installs the pylock.toml: each wheel by its URL through the proxy, its sha256 checked.
+    uv_target = tmp_path / "uv-installed"
+    uv = subprocess.run(
+        [
+            str(uv_bin()),
+            "pip",
+            "install",
+            "--python",
+            sys.executable,
+            "--target",
+            str(uv_target),
+            "-r",
+            "pylock.toml",
+        ],
+        cwd=project,
+        env=client_env(tmp_path / "uv-home"),
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=CLIENT_TIMEOUT,
+        check=False,
+    )
+    assert_ok(uv)
+    assert installed_versions(uv_target) == {"a": "1.0", "b": "2.0"}
 
 
 def test_constraint_file_limits_versions(served: RunningProxy, project: Path, run: Cli) -> None:
@@ -215,12 +242,27 @@ def test_pipfile_locks_to_pipfile_lock_with_sources(
     assert locked["default"]["b"]["version"] == "==2.0"
     assert locked["default"]["b"]["hashes"] == [f"sha256:{hashes['b-2.0-py3-none-any.whl']}"]
     assert locked["default"]["b"]["index"] == "local"
-    assert locked["develop"] == {}  # without --dev, [dev-packages] is not locked
-
-    assert_ok(run("lock", "--environment", "machine.json", "--dev", cwd=project, env=env))
-    locked = json.loads((project / "Pipfile.lock").read_text())
-    assert set(locked["default"]) == {"a", "b"}
+    # Like `pipenv lock`, [dev-packages] is locked too, apart, and _meta.hash is the Pipfile's own, as
+    # micropipenv computes it for `micropipenv install --deploy`.
     assert set(locked["develop"]) == {"c"}
+    assert locked["_meta"]["hash"]["sha256"] == micropipenv._compute_pipfile_hash(
+        tomllib.loads((project / "Pipfile").read_text())
+    )
+
+    # One request gives every lock the same packages, so mixing Pipfile.lock with a format that has
+    # no dev section is refused unless --dev says the dev tools may go into both.
+    mixed = run(
+        "lock",
+        "--environment",
+        "machine.json",
+        "--format",
+        "Pipfile.lock",
+        "--format",
+        "requirements.txt",
+        cwd=project,
+        env=env,
+    )
+    assert mixed.returncode == 2 and "--dev" in mixed.stderr
 
     # micropipenv installs each package from the index its entry names, hashes checked by pip.
     assert_ok(micropipenv_install(project, venv_dir=tmp_path / "deploy"))
@@ -230,6 +272,17 @@ def test_pipfile_locks_to_pipfile_lock_with_sources(
         "a": "1.0",
         "b": "2.0",
     }
+
+
+def test_pyproject_dev_group_only_with_dev(served: RunningProxy, project: Path, run: Cli) -> None:
+    (project / "pyproject.toml").write_text(
+        '[project]\nname = "app"\nversion = "0"\ndependencies = ["a"]\n[dependency-groups]\ndev = ["c"]\n'
+    )
+    args = ("lock", "--server", served.url, "--environment", "machine.json")
+    assert_ok(run(*args, cwd=project))
+    assert set(_pins((project / "requirements.lock.txt").read_text())) == {"a", "b"}
+    assert_ok(run(*args, "--dev", cwd=project))
+    assert set(_pins((project / "requirements.lock.txt").read_text())) == {"a", "b", "c"}
 
 
 def test_unsatisfiable_prints_the_report_and_exits_1(served: RunningProxy, project: Path, run: Cli) -> None:

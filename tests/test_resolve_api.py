@@ -8,6 +8,7 @@ HTML upstream without PEP 658 metadata, the rest on a JSON upstream with it.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sys
 import tomllib
@@ -118,8 +119,6 @@ def test_pins_follow_markers_extras_requires_python_and_yanks(graph: Graph, reso
         assert pin["url"].startswith(graph.proxy.url + "/files/")
         served = graph.proxy.get(pin["url"])
         assert served.status_code == 200
-        import hashlib
-
         assert hashlib.sha256(served.content).hexdigest() == pin["sha256"]
     assert set(resolved["locks"]) == set(FORMATS)
     assert {entry["package"] for entry in resolved["justification"]} == set(EXPECTED)
@@ -140,7 +139,9 @@ def test_yanked_version_is_pinned_only_when_asked_for_exactly(graph: Graph) -> N
 
 def test_a_lower_bound_elsewhere_backtracks_to_an_older_release(graph: Graph) -> None:
     # libb 2.0 needs tinyutil>=1, which the user excludes: libb 1.0 (no dependencies) it is.
-    response = post_resolve(graph.proxy, {"requirements": ["app", "tinyutil<1"], "environment": this_machine()})
+    response = post_resolve(
+        graph.proxy, {"requirements": ["app", "tinyutil<1"], "environment": this_machine()}
+    )
     assert response.status_code == 200, response.text
     assert pins_of(response.json()) == {"app": "1.0", "libb": "1.0", "tinyutil": "0.5"}
 
@@ -162,11 +163,12 @@ def test_requirements_txt_installs_with_pip_require_hashes(resolved: dict[str, A
     lock = resolved["locks"]["requirements.txt"]
     assert "--hash=sha256:" in lock
     assert "libc" not in lock
+    assert " @ " not in lock  # name==version lines, the files chosen by hash on the all-builds view
     path = tmp_path / "requirements.txt"
     path.write_text(lock)
     home = tmp_path / "home"
     venv = make_venv(tmp_path / "venv", home=home)
-    # No --index-url on the command line: the lock's own --index-url (the machine's view) is used.
+    # No --index-url on the command line: the lock's own --index-url (the all-builds view) is used.
     proc = _run(
         [venv_python(venv), "-m", "pip", "install", "--no-deps", "--require-hashes", "-r", path],
         env=client_env(home),
@@ -255,7 +257,9 @@ def test_bad_requests_name_the_key_at_fault(graph: Graph) -> None:
     message = _error(graph, {"requirements": ["app", "libb >>> 2"], "environment": machine})
     assert message.startswith("requirements[1]:")
     assert "requirements[0]" not in message
-    message = _error(graph, {"requirements": ["app"], "dev_requirements": ["ok", "x==="], "environment": machine})
+    message = _error(
+        graph, {"requirements": ["app"], "dev_requirements": ["ok", "x==="], "environment": machine}
+    )
     assert message.startswith("dev_requirements[1]:")
     message = _error(graph, {"requirements": ["app"], "environment": machine, "formats": ["poetry.lock"]})
     assert message.startswith("formats:")

@@ -13,6 +13,7 @@ import re
 import shutil
 import subprocess
 import sys
+import warnings
 from collections.abc import Iterable
 from pathlib import Path
 from typing import TypedDict
@@ -74,21 +75,22 @@ _LEVEL_FEATURES: tuple[tuple[str, frozenset[str]], ...] = (
 _ALIASES = {"pni": "sse3", "abm": "lzcnt"}
 
 # Instruction-set flags only: /proc/cpuinfo also lists ~80 flags about the kernel, the hypervisor and
-# errata (fpu, hypervisor, constant_tsc...) that no wheel can need. Leaving them out keeps the
+# errata (hypervisor, constant_tsc, pti...) that no wheel can need. Leaving them out keeps the
 # environment, and the /env/<profile>/ view URL a lock names (it carries every feature), short.
 # The list is every feature archspec's x86 knowledge base (0.2.7) names, less its few non-ISA ones
-# (tsc_adjust, flush_l1d), plus lzcnt; the prefixes keep future AVX/AMX extensions.
+# (tsc_adjust, flush_l1d), plus lzcnt and the x86-64 baseline that resolver/fit.py names (cmov, cx8,
+# fpu, fxsr); the prefixes keep future AVX/AMX extensions.
 # fmt: off
 _X86_ISA = frozenset({
     "3dnow", "3dnowext", "abm", "adx", "aes", "amx_bf16", "amx_int8", "amx_tile", "avx", "avx2",
     "avx512_bf16", "avx512_bitalg", "avx512_fp16", "avx512_vbmi2", "avx512_vnni", "avx512_vp2intersect",
     "avx512_vpopcntdq", "avx512bw", "avx512cd", "avx512dq", "avx512er", "avx512f", "avx512ifma", "avx512pf",
     "avx512vbmi", "avx512vl", "avx_ifma", "avx_ne_convert", "avx_vnni", "avx_vnni_int16", "avx_vnni_int8",
-    "bmi1", "bmi2", "cldemote", "clflushopt", "clwb", "clzero", "cmpccxadd", "cx16", "f16c", "fma", "fma4",
-    "fsgsbase", "gfni", "lahf_lm", "lzcnt", "mmx", "movbe", "movdir64b", "movdiri", "pclmulqdq", "pku",
-    "popcnt", "rdpid", "rdrand", "rdseed", "serialize", "sha512", "sha_ni", "sm3", "sm4", "sse", "sse2",
-    "sse3", "sse4_1", "sse4_2", "sse4a", "ssse3", "tbm", "vaes", "vpclmulqdq", "waitpkg", "xop", "xsave",
-    "xsavec", "xsaveopt",
+    "bmi1", "bmi2", "cldemote", "clflushopt", "clwb", "clzero", "cmov", "cmpccxadd", "cx16", "cx8", "f16c",
+    "fma", "fma4", "fpu", "fsgsbase", "fxsr", "gfni", "lahf_lm", "lzcnt", "mmx", "movbe", "movdir64b",
+    "movdiri", "pclmulqdq", "pku", "popcnt", "rdpid", "rdrand", "rdseed", "serialize", "sha512", "sha_ni",
+    "sm3", "sm4", "sse", "sse2", "sse3", "sse4_1", "sse4_2", "sse4a", "ssse3", "tbm", "vaes", "vpclmulqdq",
+    "waitpkg", "xop", "xsave", "xsavec", "xsaveopt",
 })
 # fmt: on
 _X86_ISA_PREFIXES = ("avx512", "avx10", "amx_", "avx_")
@@ -141,6 +143,10 @@ def detect_cpu(machine: str | None = None) -> CpuJSON:
         return _archspec_cpu(machine)
     except ImportError:
         pass
+    except Exception as error:
+        # archspec has failed on CPUs and VMs its knowledge base did not expect; the kernel's flags
+        # still describe the machine.
+        warnings.warn(f"archspec could not identify this CPU ({error}); using /proc/cpuinfo", stacklevel=2)
     try:
         text = Path("/proc/cpuinfo").read_text(errors="replace")
     except OSError:

@@ -79,7 +79,8 @@ def find_manifest(directory: Path) -> Path:
     for name in MANIFEST_NAMES:
         if (directory / name).is_file():
             return directory / name
-    raise LockFailed(f"no {', '.join(MANIFEST_NAMES)} in {directory}; name the file to lock")
+    where = "the current directory" if directory == Path() else str(directory)
+    raise LockFailed(f"no {', '.join(MANIFEST_NAMES)} in {where}; name the file to lock")
 
 
 def manifest_format(path: Path) -> ManifestFormat:
@@ -95,8 +96,8 @@ def without_dev(text: str, manifest_format: ManifestFormat) -> str:
     """The manifest without its development requirements.
 
     The server resolves a manifest's dev requirements along with the rest and has no switch to leave
-    them out, so without ``--dev`` they are removed from the text sent: everything else the server
-    reads there (requires-python, the sources) stays.
+    them out, so for a requirements.txt or pylock.toml lock without ``--dev`` they are removed from
+    the text sent: everything else the server reads there (requires-python, the sources) stays.
     """
     if manifest_format == "requirements":
         return text
@@ -265,18 +266,29 @@ def run_lock(options: LockOptions, *, out: TextIO = sys.stdout, err: TextIO = sy
 
 
 def _run(options: LockOptions, out: TextIO, err: TextIO) -> int:
-    manifest = options.file if options.file is not None else find_manifest(Path.cwd())
+    # Relative to the working directory, so messages show the short names the user typed.
+    manifest = options.file if options.file is not None else find_manifest(Path())
     kind = manifest_format(manifest)
     text = _read_text(manifest, "manifest")
     try:
         parsed = parse_manifest(text, kind)
     except InvalidManifest as error:
         raise LockFailed(_problems(manifest, error.problems)) from error
-    if parsed.dev_requirements and not options.dev:
-        text = without_dev(text, kind)
     formats: tuple[LockFormat, ...] = tuple(dict.fromkeys(options.formats)) or (
         ("Pipfile.lock",) if kind == "pipfile" else ("requirements.txt",)
     )
+    if parsed.dev_requirements and not options.dev:
+        if "Pipfile.lock" in formats and len(formats) > 1:
+            # One request gives every lock the same packages: Pipfile.lock's dev section would empty,
+            # or requirements.txt/pylock.toml (no dev section) would carry the dev tools.
+            raise LockFailed(
+                "Pipfile.lock always locks the development requirements (in develop), the other formats "
+                "only with --dev: pass --dev, or lock Pipfile.lock and the others in separate runs"
+            )
+        if "Pipfile.lock" not in formats:
+            text = without_dev(text, kind)
+        # else: the whole Pipfile goes, as `pipenv lock` locks both sections, and the lock's _meta.hash
+        # (the server hashes the text it gets) then matches the Pipfile for `--deploy` installs.
     destinations = _destinations(manifest, formats, options.output)
     constraints = read_constraints(options.constraints)
     environment: Mapping[str, Any]
@@ -288,7 +300,7 @@ def _run(options: LockOptions, out: TextIO, err: TextIO) -> int:
     url = f"{server}/api/v1/resolve"
     # With the lock going to stdout, everything else goes to stderr so the lock can be piped.
     info = err if None in destinations.values() else out
-    machine = "described in " + str(options.environment) if options.environment else "this machine"
+    machine = f"the machine in {options.environment}" if options.environment else "this machine"
     print(f"locking {manifest} for {machine} ({_describe(environment)}) at {server}", file=info)
 
     response = _post(
@@ -301,17 +313,17 @@ def _run(options: LockOptions, out: TextIO, err: TextIO) -> int:
         },
     )
     body = _answer(response, url)
-    error = body.get("error") if isinstance(body, Mapping) else None
+    message = body.get("error") if isinstance(body, Mapping) else None
     if response.status_code == 422:
-        print(f"index-proxy lock: {error or 'no solution'}", file=err)
+        print(f"index-proxy lock: {message or 'no solution'}", file=err)
         report = body.get("report") if isinstance(body, Mapping) else None
         if report:
             print(report, file=err)
         return 1
     if response.status_code == 400:
-        raise LockFailed(f"the server refused the request: {error or response.text}")
+        raise LockFailed(f"the server refused the request: {message or response.text}")
     if response.status_code != 200 or not isinstance(body, Mapping):
-        raise LockFailed(f"{url} answered {response.status_code}: {error or response.text[:500]}")
+        raise LockFailed(f"{url} answered {response.status_code}: {message or response.text[:500]}")
     locks = body.get("locks") or {}
     missing = [fmt for fmt in formats if not isinstance(locks.get(fmt), str)]
     if missing:

@@ -56,8 +56,12 @@ class StoredFacts:
 
 
 class AnalysisStore:
-    def __init__(self, database: Database) -> None:
+    def __init__(self, database: Database, *, cache_seconds: float = 10.0) -> None:
         self.database = database
+        # Facts change only when a worker finishes; a short-lived cache (kept current by this
+        # process's own workers) spares the resolver a query per project on every request.
+        self.cache_seconds = cache_seconds
+        self._cache: dict[str, tuple[float, StoredFacts | None]] = {}
         lock = "FOR UPDATE SKIP LOCKED" if database.dialect == "postgresql" else ""
         self._lease = text(_LEASE_SQL.format(lock=lock))
 
@@ -138,6 +142,7 @@ class AnalysisStore:
                 },
             )
             await session.execute(statement)
+        self._cache.pop(facts["sha256"], None)
         return True
 
     async def fail(self, job: Job, owner: str, error: str) -> str:
@@ -162,13 +167,30 @@ class AnalysisStore:
             return await session.get(AnalysisFactsRow, sha256) is not None
 
     async def facts_for(self, sha256s: Sequence[str]) -> dict[str, StoredFacts]:
-        if not sha256s:
-            return {}
+        now = time.monotonic()
+        found: dict[str, StoredFacts] = {}
+        missing: list[str] = []
+        for sha256 in sha256s:
+            cached = self._cache.get(sha256)
+            if cached is not None and cached[0] > now:
+                if cached[1] is not None:
+                    found[sha256] = cached[1]
+            else:
+                missing.append(sha256)
+        if not missing:
+            return found
         async with self.database.sessions() as session:
             result = await session.execute(
-                select(AnalysisFactsRow).where(AnalysisFactsRow.sha256.in_(list(sha256s)))
+                select(AnalysisFactsRow).where(AnalysisFactsRow.sha256.in_(missing))
             )
-            return {row.sha256: _stored(row) for row in result.scalars()}
+            fetched = {row.sha256: _stored(row) for row in result.scalars()}
+        if len(self._cache) > 200_000:
+            self._cache.clear()
+        expires = now + self.cache_seconds
+        for sha256 in missing:
+            self._cache[sha256] = (expires, fetched.get(sha256))
+        found.update(fetched)
+        return found
 
     async def job_states(self, file_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
         if not file_ids:

@@ -237,8 +237,9 @@ class Database:
 
 def _engine_options(url: str) -> dict[str, Any]:
     if url.startswith("sqlite"):
-        # One file, many coroutines: a generous busy timeout instead of "database is locked".
-        return {"connect_args": {"timeout": 30}}
+        # One file, many coroutines: a generous busy timeout instead of "database is locked", and
+        # enough pooled connections that a burst of lookups does not open (and close) new ones.
+        return {"connect_args": {"timeout": 30}, "pool_size": 20, "max_overflow": 20}
     return {"pool_size": 10, "max_overflow": 10, "pool_pre_ping": True}
 
 

@@ -65,20 +65,26 @@ class FolderUpstream:
         self.root = Path(config.url)
         # (filename, size, mtime_ns) -> sha256: a replaced file is hashed again, an unchanged one never.
         self._digests: dict[tuple[str, int, int], str] = {}
+        # One scan at a time: concurrent scans of a new folder would each hash every file.
+        self._scanning = asyncio.Lock()
 
     @property
     def name(self) -> str:
         return self.config.name
 
+    async def _entries(self) -> list[_Entry]:
+        async with self._scanning:
+            return await asyncio.to_thread(self._scan)
+
     async def project_page(self, project: str, etag: str | None) -> PageOutcome:
-        entries = await asyncio.to_thread(self._scan)
+        entries = await self._entries()
         files = tuple(entry.file for entry in entries if entry.project == project)
         if not files:
             return NotFound()
         return Found(ProjectPage(name=project, files=files, api_version="1.1"))
 
     async def project_list(self, etag: str | None) -> PageOutcome:
-        entries = await asyncio.to_thread(self._scan)
+        entries = await self._entries()
         return Found(ProjectList(names=tuple(sorted({entry.project for entry in entries}))))
 
     def _scan(self) -> list[_Entry]:
