@@ -11,7 +11,7 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip setuptools wheel
 
-$(VENV)/.installed: pyproject.toml | $(BIN)/python
+$(VENV)/.installed: pyproject.toml setup.py resolver/_core.pyx | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[test,postgres]'
 	touch $@
 

@@ -17,10 +17,10 @@ from index_proxy.merge import ServedFile
 from resolver.environment import Environment
 from resolver.fit import FileNeeds, rank_key, unmet_need, wheel_tags
 
-__all__ = ["file_needs", "machine_environment", "machine_files", "parse_profile_token", "profile_token"]
+__all__ = ["file_needs", "machine_environment", "machine_files", "parse_profile_token"]
 
 _LOCAL_CUDA = re.compile(r"\+cu(\d{2,3})(?:\.|$)")
-_CUDA_TOKEN = re.compile(r"^cu(\d{2,3})$")
+_CUDA_TOKEN = re.compile(r"^cu(?:(\d+)\.(\d+)|(\d{2})(\d)?)$")
 
 
 def _cuda_of_label(version: str) -> str | None:
@@ -127,8 +127,9 @@ def parse_profile_token(token: str) -> HardwareSpec | None:
         if part in CPU_LEVELS:
             level = part
         elif match := _CUDA_TOKEN.match(part):
-            digits = match.group(1)
-            cuda = f"{digits[:-1]}.{digits[-1]}"
+            # cu121 and cu12.1 are CUDA 12.1; cu12 is any CUDA 12 (a major alone).
+            major, minor = match.group(1) or match.group(3), match.group(2) or match.group(4)
+            cuda = f"{major}.{minor}" if minor else major
         elif part == "cpu":
             continue
         elif re.fullmatch(r"[a-z0-9_.]+", part):
@@ -136,10 +137,3 @@ def parse_profile_token(token: str) -> HardwareSpec | None:
         else:
             return None
     return HardwareSpec(cpu_features=tuple(sorted(features)), cpu_level=level, cuda=cuda)
-
-
-def profile_token(profile: HardwareSpec) -> str:
-    """The inverse of parse_profile_token, for lock files that point at a machine's view."""
-    parts: list[str] = [profile.cpu_level or "x86_64", *sorted(profile.cpu_features)]
-    parts.append(f"cu{profile.cuda.replace('.', '')}" if profile.cuda else "cpu")
-    return "+".join(parts)
