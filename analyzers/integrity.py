@@ -47,9 +47,10 @@ GiB = 1024 * MiB
 # well below; PyPI's own size limit is far smaller) ...
 MAX_TOTAL_UNCOMPRESSED = 4 * GiB
 # ... or one member is compressed better than this ratio while being big enough to matter (text
-# compresses 5-10x, sparse data maybe 50x; only runs of identical bytes reach 1000x).
-MAX_COMPRESSION_RATIO = 100
-RATIO_MIN_SIZE = 1 * MiB
+# compresses 5-10x; real shared libraries with zero padding reach ~250x, e.g. a bundled libXau at
+# 224x; a deflate stream cannot exceed ~1032x, so bombs sit near that).
+MAX_COMPRESSION_RATIO = 500
+RATIO_MIN_SIZE = 16 * MiB
 # Entries in one archive: millions of empty members are a CPU/memory bomb even without large sizes.
 MAX_MEMBERS = 100_000
 # The most ZipFiles.__getitem__ puts in memory for one member.

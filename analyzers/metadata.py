@@ -158,7 +158,9 @@ def _directory_findings(reference: tuple[str, str], dist_info_dir: str | None) -
 
 
 def _metadata_findings(reference: tuple[str, str] | None, metadata: CoreMetadataFacts) -> list[Finding]:
-    found = [Finding("invalid-metadata", "error", error) for error in metadata.errors]
+    # A warning, not an error: installers accept fields a Metadata-Version does not define (for
+    # example License-File under 2.1); a wrong name or version is what makes a file unusable.
+    found = [Finding("invalid-metadata", "warning", error) for error in metadata.errors]
     if reference is None or metadata.name is None or metadata.version is None:
         # An absent Name/Version is already an invalid-metadata error ("required field").
         return found

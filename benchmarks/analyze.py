@@ -182,7 +182,8 @@ def ensure_auditwheel() -> str:
     python = PEERS / "bin" / "python"
     if not python.exists():
         log("creating benchmarks/.venv-peers")
-        base = shutil.which("python3") or getattr(sys, "_base_executable", sys.executable)
+        # python3 -m venv, with this interpreter's own base (auditwheel then runs on the same Python).
+        base = getattr(sys, "_base_executable", None) or shutil.which("python3") or sys.executable
         subprocess.run([base, "-m", "venv", str(PEERS)], check=True)
     if not AUDITWHEEL.exists():
         log("installing auditwheel into benchmarks/.venv-peers")

@@ -48,7 +48,9 @@ def file_needs(served: ServedFile, facts: Mapping[str, Any] | None, priority: in
     if facts:
         cpu = facts.get("cpu") or {}
         level = cpu.get("level")
-        if cpu.get("source") in ("note", "scan") and level:
+        # Only the GNU property note is authoritative; the instruction scan is advisory (it can
+        # mistake data or another instruction's bytes for AVX) and never excludes a file.
+        if cpu.get("source") == "note" and level:
             cpu_level = max((cpu_level or "x86_64", level), key=_level_index)
             features.update(cpu.get("features") or ())
             optimized = _level_index(level) > 0
