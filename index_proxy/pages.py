@@ -44,7 +44,7 @@ from index_proxy.status import UpstreamHealth
 from index_proxy.store.analysis import AnalysisStore
 from index_proxy.store.codec import decode_list, decode_page, encode_list, encode_page
 from index_proxy.store.db import Database, FileRecord, GuardEvent, StoredPage
-from index_proxy.upstreams.base import Found, NotFound, NotModified, Upstream
+from index_proxy.upstreams.base import Found, NotFound, NotModified, PageOutcome, Upstream
 
 __all__ = ["PageService", "ProjectUnavailable", "RenderedPage", "Undecidable", "View", "file_record"]
 
@@ -96,6 +96,16 @@ class _Entry:
     metadata_hashes: dict[str, str]
     facts: dict[str, Mapping[str, Any]] = field(default_factory=dict)  # sha256 -> analysed facts
     rendered: dict[tuple[str, PageFormat], RenderedPage] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class _Revalidated:
+    """What an index said: ``payload`` (stored form) or ``fresh`` (just parsed), or neither."""
+
+    payload: bytes | None
+    fresh: ProjectPage | ProjectList | None = None
+    failure: str | None = None
+    changed: bool = False
 
 
 @dataclass
@@ -322,52 +332,55 @@ class PageService:
 
         ``max_age`` overrides the index's TTL (the monitor passes 0 to revalidate now).
         """
-        stored = await self.database.get_page(index.name, project)
+        upstream = self.upstreams[index.name]
+        result = await self._revalidate(
+            index, project, lambda etag: upstream.project_page(project, etag), encode_page, max_age
+        )
+        page = result.fresh if isinstance(result.fresh, ProjectPage) else None
+        if page is None and result.payload is not None:
+            page = decode_page(result.payload)
+        return page, result.failure, result.changed
+
+    async def _revalidate(
+        self,
+        index: IndexConfig,
+        key: str,
+        fetch: Callable[[str | None], Awaitable[PageOutcome]],
+        encode: Callable[[Any], bytes],
+        max_age: float | None,
+    ) -> _Revalidated:
+        """The stored page if young enough, else a conditional fetch; stale on failure."""
+        stored = await self.database.get_page(index.name, key)
         now = self.clock()
         age_limit = self._ttl(index) if max_age is None else max_age
+        kept = stored.payload if stored is not None and stored.found else None
         if stored is not None and now - stored.fetched_at < age_limit:
-            return (decode_page(stored.payload) if stored.found else None), None, False
-        upstream = self.upstreams[index.name]
-        outcome = await upstream.project_page(
-            project, stored.etag if stored is not None and stored.found else None
-        )
+            return _Revalidated(kept)
+        outcome = await fetch(stored.etag if kept is not None else None)
         self.metrics.upstream_requests.labels(index.name, type(outcome).__name__).inc()
         match outcome:
-            case Found(page=ProjectPage() as page, etag=etag):
+            case Found(page=page, etag=etag):
                 self.health.succeeded(index.name)
-                await self.database.put_page(
-                    StoredPage(index.name, project, True, etag, now, encode_page(page))
-                )
-                return page, None, True
+                await self.database.put_page(StoredPage(index.name, key, True, etag, now, encode(page)))
+                return _Revalidated(None, fresh=page, changed=True)
             case NotModified() if stored is not None:
                 self.health.succeeded(index.name)
-                await self.database.touch_page(index.name, project, now)
-                return (decode_page(stored.payload) if stored.found else None), None, False
+                await self.database.touch_page(index.name, key, now)
+                return _Revalidated(kept)
             case NotFound():
                 self.health.succeeded(index.name)
-                changed = stored is None or stored.found
-                await self.database.put_page(StoredPage(index.name, project, False, None, now, b""))
-                return None, None, changed
+                await self.database.put_page(StoredPage(index.name, key, False, None, now, b""))
+                return _Revalidated(None, changed=stored is None or stored.found)
         reason = getattr(outcome, "reason", f"unexpected answer {type(outcome).__name__}")
-        return self._stale_or_failure(index, project, stored, reason)
-
-    def _stale_or_failure(
-        self, index: IndexConfig, project: str, stored: StoredPage | None, reason: str
-    ) -> tuple[ProjectPage | None, str | None, bool]:
         self.health.failed(index.name, reason)
+        where = {"index": index.name, "project": key or "/", "reason": reason}
         if stored is None:
-            log.error(
-                "upstream failed, nothing cached",
-                extra={"index": index.name, "project": project, "reason": reason},
-            )
-            return None, reason, False
+            log.error("upstream failed, nothing cached", extra=where)
+            return _Revalidated(None, failure=reason)
         self.health.status(index.name).stale_served += 1
         self.metrics.stale_served.labels(index.name).inc()
-        log.warning(
-            "upstream failed, serving stale page",
-            extra={"index": index.name, "project": project, "reason": reason},
-        )
-        return (decode_page(stored.payload) if stored.found else None), None, False
+        log.warning("upstream failed, serving stale page", extra=where)
+        return _Revalidated(kept)
 
     async def _refresh_list(self) -> tuple[str, ...]:
         names: set[str] = set()
@@ -389,34 +402,11 @@ class PageService:
         return result
 
     async def upstream_list(self, index: IndexConfig, *, max_age: float | None = None) -> ProjectList | None:
-        stored = await self.database.get_page(index.name, _LIST_KEY)
-        now = self.clock()
-        age_limit = self._ttl(index) if max_age is None else max_age
-        if stored is not None and now - stored.fetched_at < age_limit:
-            return decode_list(stored.payload) if stored.found else None
-        outcome = await self.upstreams[index.name].project_list(stored.etag if stored is not None else None)
-        self.metrics.upstream_requests.labels(index.name, type(outcome).__name__).inc()
-        match outcome:
-            case Found(page=ProjectList() as project_list, etag=etag):
-                self.health.succeeded(index.name)
-                await self.database.put_page(
-                    StoredPage(index.name, _LIST_KEY, True, etag, now, encode_list(project_list))
-                )
-                return project_list
-            case NotModified() if stored is not None:
-                self.health.succeeded(index.name)
-                await self.database.touch_page(index.name, _LIST_KEY, now)
-                return decode_list(stored.payload) if stored.found else None
-            case NotFound():
-                self.health.succeeded(index.name)
-                return None
-        reason = getattr(outcome, "reason", f"unexpected answer {type(outcome).__name__}")
-        self.health.failed(index.name, reason)
-        if stored is not None and stored.found:
-            self.health.status(index.name).stale_served += 1
-            self.metrics.stale_served.labels(index.name).inc()
-            return decode_list(stored.payload)
-        return None
+        upstream = self.upstreams[index.name]
+        result = await self._revalidate(index, _LIST_KEY, upstream.project_list, encode_list, max_age)
+        if isinstance(result.fresh, ProjectList):
+            return result.fresh
+        return decode_list(result.payload) if result.payload is not None else None
 
 
 def file_record(index_name: str, project: str, file: DistributionFile) -> FileRecord:
