@@ -36,11 +36,14 @@ from analyzers.integrity import (
     MAX_MEMBERS,
     MAX_TOTAL_UNCOMPRESSED,
     OPEN_ERRORS,
+    READ_CHUNK,
     READ_ERRORS,
+    Measurement,
     MemberTooLarge,
     ZipFiles,
     ZipMember,
     inspect_archive,
+    measure_bytes,
     path_escape_reason,
     unreadable_member,
     verify_record,
@@ -55,7 +58,7 @@ MiB = 1024 * 1024
 MAX_TEXT_BYTES = 64 * MiB
 # The largest ELF file held in memory for analysis (CUDA kernels libraries reach ~1.5 GB).
 MAX_ELF_BYTES = 2048 * MiB
-# Inflation allowed per wheel: RECORD hashing reads every member once and the ELF files are read
+# Inflation allowed per wheel: RECORD hashing reads every member once and an ELF file may be read
 # a second time for analysis, so a legitimate wheel just under the bomb threshold still fits.
 INFLATE_BUDGET = 2 * MAX_TOTAL_UNCOMPRESSED
 
@@ -66,6 +69,8 @@ _TAR_READ_ERRORS = (tarfile.TarError, EOFError, OSError, zlib.error, ValueError)
 _DRIVE = re.compile(r"^[A-Za-z]:")
 
 Kind = Literal["wheel", "sdist", "unknown"]
+# Digests of members already read whole, by (member, algorithm), for the RECORD check.
+_Measured = dict[tuple[str, str], Measurement]
 
 
 def _digest(data: bytes) -> str:
@@ -181,7 +186,7 @@ def _tag_findings(files: ZipFiles, dist_info: str, filename: str) -> list[Findin
     return [Finding("wheel-tag-mismatch", "warning", message, path)]
 
 
-def _record_findings(files: ZipFiles, dist_info: str) -> list[Finding]:
+def _record_findings(files: ZipFiles, dist_info: str, measured: _Measured) -> list[Finding]:
     path = f"{dist_info}/RECORD"
     try:
         data = _read_text(files, path)
@@ -193,7 +198,7 @@ def _record_findings(files: ZipFiles, dist_info: str) -> list[Finding]:
         text = data.decode("utf-8")
     except UnicodeDecodeError as error:
         return [Finding("invalid-record", "error", f"RECORD is not UTF-8: {error}", path)]
-    return verify_record(files, text, dist_info)
+    return verify_record(files, text, dist_info, measured=measured)
 
 
 def _is_elf_candidate(files: ZipFiles, member: ZipMember) -> bool:
@@ -207,30 +212,56 @@ def _is_elf_candidate(files: ZipFiles, member: ZipMember) -> bool:
         return False  # verify_record reports the unreadable member
 
 
-def _elf_result(files: ZipFiles, name: str) -> ElfFacts | Finding:
+def _elf_names(files: ZipFiles, members: list[ZipMember]) -> list[str]:
+    # With duplicate names the last entry is the one ZipFiles reads, so examine that one once.
+    return [
+        member.name
+        for member in {m.name: m for m in members}.values()
+        if member.name in files and not member.is_symlink and _is_elf_candidate(files, member)
+    ]
+
+
+def _elf_result(files: ZipFiles, name: str, measured: _Measured | None) -> ElfFacts | Finding:
+    """Analyse one ELF member; with ``measured``, also record its sha256 for the RECORD check."""
     try:
         data = files.read(name, cap=MAX_ELF_BYTES)
     except MemberTooLarge as error:
         return Finding("elf-skipped", "warning", f"not analysed: {error}", name)
     except READ_ERRORS as error:
         return unreadable_member(name, error)
+    if measured is not None:
+        measured[name, "sha256"] = measure_bytes(data, "sha256")
     return analyze_elf(data, name)
 
 
-def _elf_files(files: ZipFiles, members: list[ZipMember]) -> tuple[list[ElfFacts], list[Finding]]:
-    elfs: list[ElfFacts] = []
-    found: list[Finding] = []
-    names = set(files)
-    # With duplicate names the last entry is the one ZipFiles reads, so examine that one once.
-    for member in {m.name: m for m in members}.values():
-        if member.name not in names or member.is_symlink or not _is_elf_candidate(files, member):
-            continue
-        result = _elf_result(files, member.name)
+@dataclass(slots=True)
+class _ElfFiles:
+    elfs: list[ElfFacts] = field(default_factory=list)
+    findings: list[Finding] = field(default_factory=list)
+
+
+def _elf_files(files: ZipFiles, names: list[str], measured: _Measured | None) -> _ElfFiles:
+    read = _ElfFiles()
+    for name in names:
+        result = _elf_result(files, name, measured)
         if isinstance(result, Finding):
-            found.append(result)
+            read.findings.append(result)
         else:
-            elfs.append(result)
-    return elfs, found
+            read.elfs.append(result)
+    return read
+
+
+def _read_order_is_free(files: ZipFiles, elf_names: list[str]) -> bool:
+    """Whether the ELF files may be read before the RECORD check without changing any outcome.
+
+    A read never inflates more than the member's declared size. All reads together (RECORD hashing
+    each member, each ELF file once more, METADATA, WHEEL and RECORD at their cap) staying a chunk
+    below the budget means it never runs out, so no read depends on what was read before it. Only a
+    wheel declaring several GiB (a zip bomb by then) fails this and keeps RECORD first, the order
+    the budget was sized for.
+    """
+    worst = sum(map(files.declared_size, files)) + sum(map(files.declared_size, elf_names))
+    return worst + 3 * MAX_TEXT_BYTES + READ_CHUNK <= INFLATE_BUDGET
 
 
 def _claimed_platforms(filename: str) -> list[str]:
@@ -261,10 +292,9 @@ class _Native:
 
 
 def _native(
-    files: ZipFiles, members: list[ZipMember], filename: str, metadata: CoreMetadataFacts | None
+    read: _ElfFiles, members: list[ZipMember], filename: str, metadata: CoreMetadataFacts | None
 ) -> _Native:
-    native = _Native()
-    native.elfs, native.findings = _elf_files(files, members)
+    native = _Native(elfs=read.elfs, findings=list(read.findings))
     if native.elfs:
         abi = summarize_abi(native.elfs, _claimed_platforms(filename), _bundled(members))
         native.abi = abi
@@ -276,15 +306,30 @@ def _native(
 
 
 def _wheel_checks(
-    files: ZipFiles, members: list[ZipMember], filename: str
+    files: ZipFiles, members: list[ZipMember], filename: str, measured: _Measured
 ) -> tuple[CoreMetadataFacts | None, list[Finding]]:
     dist_info, found = _pick_dist_info(filename, members)
     metadata = _wheel_metadata(files, dist_info)
     found += check_consistency(filename, dist_info, metadata)
     if dist_info is not None:
         found += _tag_findings(files, dist_info, filename)
-        found += _record_findings(files, dist_info)
+        found += _record_findings(files, dist_info, measured)
     return metadata, found
+
+
+def _checks_and_elf_files(
+    files: ZipFiles, members: list[ZipMember], filename: str
+) -> tuple[CoreMetadataFacts | None, list[Finding], _ElfFiles]:
+    elf_names = _elf_names(files, members)
+    measured: _Measured = {}
+    if _read_order_is_free(files, elf_names):
+        # ELF files first, their digests handed to the RECORD check: each is inflated once.
+        read = _elf_files(files, elf_names, measured)
+        metadata, found = _wheel_checks(files, members, filename, measured)
+    else:
+        metadata, found = _wheel_checks(files, members, filename, measured)
+        read = _elf_files(files, elf_names, None)
+    return metadata, found, read
 
 
 def _open_zip(data: bytes) -> zipfile.ZipFile | None:
@@ -301,8 +346,8 @@ def _analyze_wheel(data: bytes, filename: str) -> Facts:
         return _facts(data, filename, "wheel", found)
     with archive:
         files = ZipFiles(archive, budget=INFLATE_BUDGET)
-        metadata, checks = _wheel_checks(files, members, filename)
-        native = _native(files, members, filename, metadata)
+        metadata, checks, read = _checks_and_elf_files(files, members, filename)
+        native = _native(read, members, filename, metadata)
     return _facts(
         data,
         filename,

@@ -29,12 +29,14 @@ __all__ = [
     "MAX_TOTAL_UNCOMPRESSED",
     "OPEN_ERRORS",
     "RATIO_MIN_SIZE",
+    "READ_CHUNK",
     "READ_ERRORS",
     "Measurement",
     "MemberTooLarge",
     "ZipFiles",
     "ZipMember",
     "inspect_archive",
+    "measure_bytes",
     "path_escape_reason",
     "unreadable_member",
     "verify_record",
@@ -370,6 +372,10 @@ class ZipFiles(Mapping[str, bytes]):
             if stream.read(1):
                 raise MemberTooLarge(f"{name}: decompression budget exhausted")
 
+    def declared_size(self, name: str) -> int:
+        """The size the central directory declares; reading never yields more (:mod:`zipfile` stops there)."""
+        return self._infos[name].file_size
+
     def head(self, name: str, length: int) -> bytes:
         """The first ``length`` bytes (to sniff a magic number without inflating the member)."""
         with self._archive.open(self._infos[name]) as stream:
@@ -379,12 +385,14 @@ class ZipFiles(Mapping[str, bytes]):
         """The whole member, or :class:`MemberTooLarge` when it (or the budget) exceeds ``cap``."""
         if self._infos[name].file_size > cap:
             raise MemberTooLarge(f"{name}: declares {self._infos[name].file_size} bytes (cap {cap})")
-        buffer = bytearray()
+        chunks = []
+        size = 0
         for chunk in self._chunks(name):
-            buffer += chunk
-            if len(buffer) > cap:
+            chunks.append(chunk)
+            size += len(chunk)
+            if size > cap:
                 raise MemberTooLarge(f"{name}: more than {cap} bytes")
-        return bytes(buffer)
+        return b"".join(chunks)  # one copy (none for a single chunk)
 
     def measure(self, name: str, algorithm: str) -> Measurement:
         """Digest and size of a member, streamed; incomplete when the budget ran out."""
@@ -408,11 +416,20 @@ def _b64(digest: bytes) -> str:
     return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
 
 
-def _measure(files: Mapping[str, bytes], name: str, algorithm: str) -> Measurement:
+def measure_bytes(data: bytes, algorithm: str) -> Measurement:
+    """The measurement of contents already in memory (to hand to :func:`verify_record`)."""
+    return Measurement(_b64(hashlib.new(algorithm, data).digest()), len(data), complete=True)
+
+
+def _measure(
+    files: Mapping[str, bytes], name: str, algorithm: str, measured: Mapping[tuple[str, str], Measurement]
+) -> Measurement:
+    known = measured.get((name, algorithm))
+    if known is not None:
+        return known
     if isinstance(files, ZipFiles):
         return files.measure(name, algorithm)
-    data = files[name]
-    return Measurement(_b64(hashlib.new(algorithm, data).digest()), len(data), complete=True)
+    return measure_bytes(files[name], algorithm)
 
 
 def _parse_record(record_text: str) -> tuple[dict[str, tuple[str, str]], list[Finding]]:
@@ -451,33 +468,48 @@ def _algorithm_finding(path: str, algorithm: str) -> Finding | None:
     return None
 
 
-def _entry_findings(files: Mapping[str, bytes], path: str, recorded_hash: str, size: str) -> list[Finding]:
+def _entry_findings(
+    files: Mapping[str, bytes],
+    path: str,
+    recorded_hash: str,
+    size: str,
+    measured: Mapping[tuple[str, str], Measurement],
+) -> list[Finding]:
     algorithm, _, expected = recorded_hash.partition("=")
     algorithm = algorithm.strip().lower()
     problem = _algorithm_finding(path, algorithm)
     if problem is not None:
         return [problem]
     try:
-        measured = _measure(files, path, algorithm)
+        measurement = _measure(files, path, algorithm, measured)
     except READ_ERRORS as error:
         return [unreadable_member(path, error)]
-    if not measured.complete:
+    if not measurement.complete:
         return [Finding("record-unverified", "warning", "not hashed: decompression budget exhausted", path)]
-    found = _size_findings(path, size, measured.size)
-    if expected.strip().rstrip("=") != measured.digest:
+    found = _size_findings(path, size, measurement.size)
+    if expected.strip().rstrip("=") != measurement.digest:
         found.insert(
             0, Finding("record-hash-mismatch", "error", f"{algorithm} digest differs from RECORD", path)
         )
     return found
 
 
-def verify_record(files: Mapping[str, bytes], record_text: str | None, dist_info: str) -> list[Finding]:
+def verify_record(
+    files: Mapping[str, bytes],
+    record_text: str | None,
+    dist_info: str,
+    *,
+    measured: Mapping[tuple[str, str], Measurement] | None = None,
+) -> list[Finding]:
     """Every file listed in RECORD with a matching strong hash and size, and every file listed.
 
     ``files`` maps member names to contents (a :class:`ZipFiles` is hashed by streaming);
     ``record_text`` ``None`` means the wheel has no RECORD; ``dist_info`` is the
     ``<name>-<version>.dist-info`` directory (RECORD and its signatures live there).
+    ``measured`` holds complete measurements by (member, algorithm) of members the caller already
+    read whole (see :func:`measure_bytes`); those are taken as they are instead of inflated again.
     """
+    measured = measured or {}
     dist_info = dist_info.rstrip("/")
     if record_text is None:
         return [Finding("missing-record", "error", f"no {dist_info}/RECORD in the wheel")]
@@ -489,7 +521,7 @@ def verify_record(files: Mapping[str, bytes], record_text: str | None, dist_info
         if path not in files:
             found.append(Finding("record-missing-file", "error", "listed in RECORD but absent", path=path))
             continue
-        found += _entry_findings(files, path, recorded_hash, size)
+        found += _entry_findings(files, path, recorded_hash, size, measured)
     found += [
         Finding("unrecorded-file", "error", "file not listed in RECORD", path=path)
         for path in files

@@ -597,7 +597,7 @@ _PROBES = (
     ("get_file", "database", "get_file"),
     ("core_metadata", "files", "core_metadata"),
     ("blob_read", "blobs", "read"),
-    ("parse_email", "module:index_proxy.resolving", "parse_email"),
+    ("parse_email", "module:index_proxy.files", "parse_email"),
     ("folder_sha256", "module:index_proxy.upstreams.folder", "_sha256_of"),
 )
 

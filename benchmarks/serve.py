@@ -10,14 +10,19 @@ One run does all of this, on 127.0.0.1 only, every loop bounded in time:
    configuration, so the index pip is configured with) into ``benchmarks/.cache/wheels`` (reused when
    present), turned into a static simple index (PEP 503 HTML and PEP 691 JSON pages, PEP 658 metadata
    files) under ``benchmarks/.cache/static``. That tree is the upstream and what nginx serves.
-2. Servers, each pinned to core 0: nginx (one worker) serving the tree; index-proxy whose only index is
-   that nginx; proxpi under gunicorn (its container's settings) with the same nginx as its index.
-3. Warm pages under load: wrk (pinned to core 1, one thread, 32 connections, ``--latency``) for the
-   project page in HTML and JSON and the project list, a warm-up run then a measured run per case.
+2. Servers, each pinned to core 0, all started at once, one under load at a time: nginx (one worker)
+   serving the tree; index-proxy whose only index is that nginx; proxpi under gunicorn (its container's
+   settings) with the same nginx as its index.
+3. Warm load: wrk (pinned to core 1, one thread, 32 connections, ``--latency``) on the project page in
+   HTML and JSON, the project list in both, and a PEP 658 ``.metadata`` file; per case a warm-up run
+   then a measured run, ``--repeat`` times, interleaved server by server so all see the same machine.
+   Reported: req/s, req/s per core of server CPU (robust when other work starves the load generator),
+   p50/p99, and how busy each core was.
 4. Ratios against the goals: index-proxy / nginx >= 0.25, index-proxy / proxpi >= 10, p99 < 5 ms.
 5. pip (``install --dry-run --report``) and uv (``pip compile``) resolving the package set straight
    from nginx and through each proxy, cold (fresh proxy state, fresh client cache) and warm (proxy
-   warm, fresh client cache): medians of wall time and ratios to direct.
+   warm, fresh client cache): medians of wall time and ratios to direct. Then cold misses on a fresh
+   index-proxy: every page and its ``.metadata``, one after another and all at once.
 
 The peers (proxpi, gunicorn, uv, py-spy, a current pip) live in ``benchmarks/.venv-peers``, created on
 first use; nothing is installed into the project's own environment. ``--profile`` adds a py-spy
@@ -618,7 +623,7 @@ def start_nginx(static: Path, run: Path) -> tuple[Server, int]:
     port = free_port()
     conf = run / "nginx.conf"
     conf.write_text(_NGINX_CONF.format(run=run, port=port, root=static))
-    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+    nginx = shutil.which("nginx") or "nginx"
     command = [nginx, "-e", str(run / "nginx-error.log"), "-c", str(conf), "-g", "daemon off;"]
     server = Server("nginx", pinned(SERVER_CPU, command), run / "nginx.out")
     server.wait_ready(f"http://127.0.0.1:{port}/simple/")
@@ -1345,7 +1350,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         log("only one core: servers and load share it, ratios still compare, absolute numbers do not")
     with contextlib.suppress(OSError, AttributeError):
         os.sched_setaffinity(0, {LOAD_CPU})  # this script, wrk and the clients stay off the servers' core
-    if not shutil.which("nginx") and not Path("/usr/sbin/nginx").exists():
+    if not shutil.which("nginx"):
         log("nginx is missing: apt-get install nginx-light (or nginx)")
         return 2
     if not shutil.which("wrk"):

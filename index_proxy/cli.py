@@ -212,6 +212,49 @@ def _lock(args: argparse.Namespace) -> int:
     )
 
 
+def _prescriptions_check(args: argparse.Namespace) -> int:
+    """``prescriptions check PATH...``: schema problems and lint, one ``file:line: key: message`` a line.
+
+    Exit status 0 when clean, 1 with problems, 2 for a path that does not exist or holds no rules.
+    """
+    import os
+
+    from prescriptions import lint, load, sort_problems
+
+    missing = [path for path in args.paths if not os.path.exists(path)]
+    if missing:
+        for path in missing:
+            print(f"index-proxy prescriptions check: no such file or directory: {path}", file=sys.stderr)
+        return 2
+    result = load(args.paths)
+    if not result.files:
+        print(
+            "index-proxy prescriptions check: no .yaml/.yml files under " + ", ".join(args.paths),
+            file=sys.stderr,
+        )
+        return 2
+    problems = sort_problems([*result.problems, *lint(result.units)])
+    for problem in problems:
+        print(problem)
+    files = len(result.files)
+    if problems:
+        print(f"{len(problems)} problem(s) in {files} file(s)", file=sys.stderr)
+        return 1
+    print(f"{len(result.units)} unit(s) in {files} file(s): no problems", file=sys.stderr)
+    return 0
+
+
+def _add_prescriptions_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    prescriptions = commands.add_parser("prescriptions", help="work with prescription (rule) files")
+    actions = prescriptions.add_subparsers(dest="action", required=True)
+    check = actions.add_parser(
+        "check",
+        help="validate and lint prescription files and trees; exit 1 on any problem (for CI)",
+    )
+    check.add_argument("paths", nargs="+", metavar="PATH", help="a prescription file or a directory tree")
+    check.set_defaults(handler=_prescriptions_check)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="index-proxy", description="One safe simple index in front of many."
@@ -291,6 +334,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="a constraints file (requirement lines that limit versions without adding packages); repeatable",
     )
     lock.set_defaults(handler=_lock)
+    _add_prescriptions_parser(commands)
     return parser
 
 

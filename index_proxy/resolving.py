@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
 from urllib.parse import quote
 
 from packaging.version import InvalidVersion, Version
@@ -21,15 +20,27 @@ from index_proxy.files import MetadataUnavailable
 from index_proxy.machine import file_needs
 from index_proxy.merge import ServedFile
 from index_proxy.services import Services
+from index_proxy.store.analysis import StoredFacts
 from index_proxy.store.blobs import DigestMismatch
 from index_proxy.upstreams.base import UpstreamFileError
 from resolver import ROOT, Candidate, NoSolution, Resolution, Resolver, ResolverOptions
 from resolver.environment import Environment
-from resolver.fit import rank_key, unmet_need, wheel_tags
+from resolver.fit import FileNeeds, RankKey, rank_key, unmet_need
 
 __all__ = ["ROOT", "ChosenFile", "NoSolution", "ResolveOutcome", "file_path", "resolve"]
 
 _CONCURRENCY = 16
+
+# What a file needs depends on the file, its index's priority and its analysed facts, none of
+# which a request changes, yet working it out (parsing the wheel's tags) was a good part of every
+# request's candidate steps: keep it per file id, for the same ServedFile and StoredFacts objects
+# (a page refresh or a facts reload makes new ones, and so a new entry). Bounded, oldest out.
+_NEEDS_LIMIT = 50_000
+_NEEDS: dict[str, tuple[ServedFile, StoredFacts | None, int, FileNeeds]] = {}
+
+# Version strings normalized for the chosen-file keys; the same few hundred in every request.
+_NORMAL_LIMIT = 100_000
+_NORMAL: dict[str, str] = {}
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,32 +71,48 @@ class _Driver:
         self.candidate_counts: dict[str, int] = {}
         self._limit = asyncio.Semaphore(_CONCURRENCY)
 
-    async def candidates(self, project: str) -> list[Candidate]:
+    async def candidates(self, projects: Sequence[str]) -> list[list[Candidate]]:
+        """The candidates of each project of one step: the pages concurrently, then the stored
+        facts of all their wheels in one query (one per project cost a SQL round trip each
+        whenever the facts cache had expired), then the fitting."""
         # Undecidable and ProjectUnavailable propagate: the API answers 502 for them.
-        merged = await self.services.pages.load_project(project)
-        if merged is None:
-            return []
-        wheels = [s for s in merged.files if s.file.filename.endswith(".whl") and s.version is not None]
-        facts = await self.services.analysis.facts_for([s.file.sha256 for s in wheels if s.file.sha256])
-        by_version: dict[str, list[tuple[Any, ServedFile]]] = {}
+        pages = await asyncio.gather(*(self.services.pages.load_project(p) for p in projects))
+        wheels = {
+            project: [s for s in merged.files if s.file.filename.endswith(".whl") and s.version is not None]
+            for project, merged in zip(projects, pages, strict=True)
+            if merged is not None
+        }
+        facts = await self.services.analysis.facts_for(
+            list(dict.fromkeys(s.file.sha256 for files in wheels.values() for s in files if s.file.sha256))
+        )
+        return [
+            self._fit(project, wheels[project], facts) if project in wheels else [] for project in projects
+        ]
+
+    def _fit(
+        self, project: str, wheels: list[ServedFile], facts: Mapping[str, StoredFacts]
+    ) -> list[Candidate]:
+        by_version: dict[str, list[tuple[RankKey, ServedFile, FileNeeds]]] = {}
         rejected: dict[str, list[tuple[str, str]]] = {}
         for served in wheels:
             stored = facts.get(served.file.sha256 or "")
-            needs = file_needs(served, stored.facts if stored else None, self.priority.get(served.index, 99))
+            needs = _needs(served, stored, self.priority.get(served.index, 99))
             why = unmet_need(needs, self.environment)
             assert served.version is not None
             if why is not None:
                 rejected.setdefault(served.version, []).append((served.file.filename, why))
                 continue
-            by_version.setdefault(served.version, []).append((rank_key(needs, self.environment), served))
+            by_version.setdefault(served.version, []).append(
+                (rank_key(needs, self.environment), served, needs)
+            )
         candidates = []
         for version, ranked in by_version.items():
-            ranked.sort(key=lambda pair: (bool(pair[1].file.yanked), pair[0]))
-            key, best = ranked[0]
+            ranked.sort(key=lambda item: (bool(item[1].file.yanked), item[0]))
+            key, best, best_needs = ranked[0]
             reason = (
                 "built for this machine"
                 if not key.generic
-                else f"best tag ({_best_tag(best, self.environment)})"
+                else f"best tag ({_best_tag(best_needs.tags, self.environment)})"
             )
             if best.hardware is not None:
                 reason += f", from hardware index {best.index!r}"
@@ -96,7 +123,7 @@ class _Driver:
                 Candidate(
                     version=version,
                     requires_python=best.file.requires_python,
-                    yanked=all(bool(s.file.yanked) for _, s in ranked),
+                    yanked=all(bool(s.file.yanked) for _, s, _ in ranked),
                 )
             )
         self.unfit[project] = {v: why for v, why in rejected.items() if v not in by_version}
@@ -115,7 +142,7 @@ class _Driver:
             step = resolver.step()
             if isinstance(step, Resolution):
                 return step
-            project_results = await asyncio.gather(*(self.candidates(p) for p in step.projects))
+            project_results = await self.candidates(step.projects) if step.projects else []
             for project, candidates in zip(step.projects, project_results, strict=True):
                 resolver.provide_candidates(project, candidates)
             metadata_results = await asyncio.gather(
@@ -130,15 +157,31 @@ class _Driver:
                     resolver.provide_metadata(project, version, result)
 
 
+def _needs(served: ServedFile, stored: StoredFacts | None, priority: int) -> FileNeeds:
+    cached = _NEEDS.get(served.file_id)
+    if cached is not None and cached[0] is served and cached[1] is stored and cached[2] == priority:
+        return cached[3]
+    needs = file_needs(served, stored.facts if stored else None, priority)
+    if len(_NEEDS) >= _NEEDS_LIMIT:
+        del _NEEDS[next(iter(_NEEDS))]
+    _NEEDS[served.file_id] = (served, stored, priority, needs)
+    return needs
+
+
 def _normal(version: str) -> str:
-    try:
-        return str(Version(version))
-    except InvalidVersion:
-        return version
+    normal = _NORMAL.get(version)
+    if normal is None:
+        try:
+            normal = str(Version(version))
+        except InvalidVersion:
+            normal = version
+        if len(_NORMAL) >= _NORMAL_LIMIT:
+            del _NORMAL[next(iter(_NORMAL))]
+        _NORMAL[version] = normal
+    return normal
 
 
-def _best_tag(served: ServedFile, environment: Environment) -> str:
-    tags = wheel_tags(served.file.filename)
+def _best_tag(tags: frozenset[str], environment: Environment) -> str:
     return min(tags, key=lambda tag: environment.tag_rank.get(tag, 1 << 30))
 
 
@@ -174,6 +217,8 @@ def _with_newer_unfit(
 ) -> ChosenFile:
     """The pin's rejected files plus those of newer versions that have no file for this machine:
     why the newest release was not taken (its build needs a newer glibc, CUDA, CPU...)."""
+    if not unfit.get(project):
+        return chosen
     try:
         pin = Version(pinned)
         newer = [

@@ -26,11 +26,29 @@ import numpy.typing as npt
 from packaging.specifiers import InvalidSpecifier, Specifier, SpecifierSet
 from packaging.version import InvalidVersion, Version
 
+from resolver._requirements import Lru
 from resolver.models import Candidate, PrereleaseMode
 
-__all__ = ["ProjectVersions", "mask_to_bounds"]
+__all__ = ["ProjectVersions", "mask_to_bounds", "parse_version", "project_versions"]
 
 Mask = npt.NDArray[np.bool_]
+
+# Every request offers the same candidate versions again, and parsing one is most of building a
+# project's arrays: keep the valid ones parsed, least recently used out first. A Version is
+# immutable, so resolutions can share one.
+_VERSIONS: Lru[str, Version] = Lru(50_000)
+
+
+def parse_version(text: str) -> Version | None:
+    """``Version(text)``, or None for an invalid version; valid ones are cached."""
+    version = _VERSIONS.get(text)
+    if version is None:
+        try:
+            version = Version(text)
+        except InvalidVersion:
+            return None
+        _VERSIONS.put(text, version)
+    return version
 
 
 def mask_to_bounds(mask: Mask) -> npt.NDArray[np.intc]:
@@ -78,6 +96,7 @@ class ProjectVersions:
 
     __slots__ = (
         "_allow_prereleases",
+        "_bounds",
         "_by_version",
         "_clauses",
         "_masks",
@@ -110,9 +129,8 @@ class ProjectVersions:
     ) -> None:
         best: dict[Version, Candidate] = {}
         for candidate in candidates:
-            try:
-                version = Version(candidate.version)
-            except InvalidVersion:
+            version = parse_version(candidate.version)
+            if version is None:
                 continue
             kept = best.get(version)
             if kept is None or (not candidate.yanked, candidate.preference) > (
@@ -124,6 +142,7 @@ class ProjectVersions:
         chosen = [best[v] for v in order]
         self.name = name
         self._masks: dict[SpecifierSet, Mask] = {}  # equal specifier sets hash alike
+        self._bounds: dict[SpecifierSet, npt.NDArray[np.intc]] = {}
         self._clauses: dict[str, Mask] = {}
         self.versions = np.empty(len(order), dtype=object)
         self.versions[:] = order
@@ -157,10 +176,10 @@ class ProjectVersions:
     def index_of(self, version: str) -> int | None:
         index = self._position.get(version)
         if index is None:
-            try:
-                index = self._by_version.get(Version(version))  # "1.0.0" is the candidate "1.0"
-            except InvalidVersion:
+            parsed = parse_version(version)  # "1.0.0" is the candidate "1.0"
+            if parsed is None:
                 return None
+            index = self._by_version.get(parsed)
         return index
 
     def match(self, specifier: SpecifierSet) -> Mask:
@@ -202,6 +221,7 @@ class ProjectVersions:
         if mask is None:
             match = self.match(specifier)
             if self._plain:
+                match.flags.writeable = False  # shared: resolutions share this object
                 self._masks[specifier] = match
                 return match
             if self._allow_prereleases:
@@ -218,6 +238,15 @@ class ProjectVersions:
             mask.flags.writeable = False
             self._masks[specifier] = mask
         return mask
+
+    def allowed_bounds(self, specifier: SpecifierSet) -> npt.NDArray[np.intc]:
+        """``mask_to_bounds(self.allowed(specifier))``, cached (read-only)."""
+        bounds = self._bounds.get(specifier)
+        if bounds is None:
+            bounds = mask_to_bounds(self.allowed(specifier))
+            bounds.flags.writeable = False
+            self._bounds[specifier] = bounds
+        return bounds
 
     def likely_pick(self, specifiers: Iterable[SpecifierSet]) -> int | None:
         """The newest version the known requirements on this project admit: a prefetch guess."""
@@ -287,6 +316,42 @@ class ProjectVersions:
         if reasons:
             return "; ".join(reasons)
         return f"the versions of {self.name} are {_listing(self.strings)}"
+
+
+# A warm server gets the same candidate lists for the same Python with every request, and building
+# a project's arrays, then the masks of its specifiers, is a good part of a resolution: keep the
+# most recently used ones. An instance never changes after it is built except for its caches of
+# masks, which depend only on what the key holds, so resolutions can share it.
+_SHARED: Lru[tuple[object, ...], ProjectVersions] = Lru(2_000)
+
+
+def project_versions(
+    name: str,
+    candidates: Iterable[Candidate],
+    *,
+    python: Version,
+    mode: PrereleaseMode,
+    explicit_prerelease: bool,
+    yanked_pins: Sequence[SpecifierSet],
+    python_cache: dict[str, bool],
+) -> ProjectVersions:
+    """``ProjectVersions(...)``, shared with earlier resolutions that built it from the same."""
+    offered = tuple(candidates)
+    key = (name, offered, python, mode, explicit_prerelease, tuple(yanked_pins))
+    versions = _SHARED.get(key)
+    if versions is not None:
+        return versions
+    versions = ProjectVersions(
+        name,
+        offered,
+        python=python,
+        mode=mode,
+        explicit_prerelease=explicit_prerelease,
+        yanked_pins=yanked_pins,
+        python_cache=python_cache,
+    )
+    _SHARED.put(key, versions)
+    return versions
 
 
 def _listing(strings: Sequence[str], limit: int = 5) -> str:

@@ -9,9 +9,12 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any
 
 from packaging.tags import Tag, parse_tag
+
+from resolver._requirements import Lru
 
 __all__ = ["CPU_LEVELS", "MARKER_KEYS", "Environment", "InvalidEnvironment"]
 
@@ -74,19 +77,31 @@ class Environment:
         if missing:
             problems.append(f"markers: missing {', '.join(missing)}")
         tags = data.get("tags")
-        expanded: list[str] = []
+        expanded: tuple[str, ...] = ()
+        tag_rank: Mapping[str, int] = {}
         if not isinstance(tags, list) or not tags or not all(isinstance(t, str) for t in tags):
             problems.append(
                 "tags: expected a non-empty list of tags, most preferred first (packaging.tags.sys_tags())"
             )
         else:
-            for position, text in enumerate(tags):
-                try:
-                    expanded.extend(str(tag) for tag in _parse(text))
-                except ValueError:
-                    problems.append(
-                        f"tags[{position}]: {text!r} is not a tag like cp311-cp311-manylinux_2_17_x86_64"
-                    )
+            key = tuple(tags)
+            known = _TAG_LISTS.get(key)
+            if known is not None:
+                expanded, tag_rank = known
+            else:
+                found: list[str] = []
+                before = len(problems)
+                for position, text in enumerate(tags):
+                    try:
+                        found.extend(str(tag) for tag in _parse(text))
+                    except ValueError:
+                        problems.append(
+                            f"tags[{position}]: {text!r} is not a tag like cp311-cp311-manylinux_2_17_x86_64"
+                        )
+                if len(problems) == before:
+                    expanded = tuple(dict.fromkeys(found))
+                    tag_rank = MappingProxyType({tag: rank for rank, tag in enumerate(expanded)})
+                    _TAG_LISTS.put(key, (expanded, tag_rank))
         cpu = data.get("cpu") or {}
         level = cpu.get("level") if isinstance(cpu, Mapping) else None
         if level is not None and level not in CPU_LEVELS:
@@ -103,7 +118,8 @@ class Environment:
             raise InvalidEnvironment(problems)
         return cls(
             markers=dict(markers),
-            tags=tuple(dict.fromkeys(expanded)),
+            tags=expanded,
+            tag_rank=tag_rank,
             cpu_level=level,
             cpu_features=frozenset(f.lower() for f in features),
             cuda=cuda,
@@ -121,6 +137,11 @@ class Environment:
 
 
 _PARSED_TAGS: dict[str, frozenset[Tag]] = {}
+
+# A client sends its whole tag list (~1,000 tags) with every request, and one kind of machine
+# always sends the same list: keep the expanded tags and their ranks of the most recent lists.
+# The ranks are read-only, as environments share them.
+_TAG_LISTS: Lru[tuple[str, ...], tuple[tuple[str, ...], Mapping[str, int]]] = Lru(32)
 
 
 def _parse(text: str) -> frozenset[Tag]:

@@ -34,7 +34,7 @@ from packaging.utils import canonicalize_name
 
 from resolver._core import Solver
 from resolver._requirements import Dependency, MarkerEvaluator, check_environment, python_version
-from resolver._versions import ProjectVersions, bounds_to_mask, mask_to_bounds
+from resolver._versions import ProjectVersions, bounds_to_mask, mask_to_bounds, project_versions
 from resolver.errors import NoSolution, ResolutionTooDeep, ResolverUsageError
 from resolver.explain import report
 from resolver.incompatibilities import Incompatibility, IncompatibilityKind, Term
@@ -175,7 +175,7 @@ class Resolver:
         name = canonicalize_name(project)
         if name in self._projects:
             raise ResolverUsageError(f"the candidates of {name} were already provided")
-        versions = ProjectVersions(
+        versions = project_versions(
             name,
             candidates,
             python=self._python,
@@ -207,7 +207,7 @@ class Resolver:
             known = self._metadata[name, index]
             if not isinstance(known, _Unavailable):
                 for dependency in known:
-                    if self._markers(dependency.marker):
+                    if self._markers.holds(dependency):
                         self._prefetch_for(dependency)
         self._seconds += perf_counter() - started
 
@@ -297,23 +297,23 @@ class Resolver:
         """One dependency of ``package == version``: every requirement line on ``key`` at once."""
         project, extra = key
         versions = self._projects[project]
-        mask = np.ones(len(versions), dtype=bool)
-        for dependency in group:
-            mask &= versions.allowed(dependency.specifier)
         if len(group) == 1:
             text = group[0].display(extra)
             specifier = group[0].specifier
+            bounds = versions.allowed_bounds(specifier)
         else:
+            mask = np.ones(len(versions), dtype=bool)
+            for dependency in group:
+                mask &= versions.allowed(dependency.specifier)
+            bounds = mask_to_bounds(mask)
             specifier = SpecifierSet(",".join(str(d.specifier) for d in group))
             text = f"{project}[{extra}]{specifier}" if extra else f"{project}{specifier}"
         fact = _Fact(
             "root" if package == 0 else "dependency",
             dependency=text,
-            hint=None if mask.any() else versions.hint(specifier),
+            hint=None if len(bounds) else versions.hint(specifier),
         )
-        return self._core.add_dependency(
-            package, version, self._package_id(project, extra), mask_to_bounds(mask), fact
-        )
+        return self._core.add_dependency(package, version, self._package_id(project, extra), bounds, fact)
 
     def _package_id(self, project: str, extra: str | None) -> int:
         """The core id of a package, created (with its project's external facts) on first use."""
@@ -400,7 +400,7 @@ class Resolver:
 
     def _holds(self, dependency: Dependency) -> bool:
         try:
-            return self._markers(dependency.marker)
+            return self._markers.holds(dependency)
         except Exception as error:
             raise ResolverUsageError(f"cannot evaluate the marker of {dependency.text!r}: {error}") from error
 
@@ -411,7 +411,7 @@ class Resolver:
             if dependency is None:
                 try:
                     dependency = Dependency.parse(line)
-                    self._markers(dependency.marker)
+                    self._markers.holds(dependency)
                 except InvalidRequirement as error:
                     dependency = _Unavailable(f"invalid requirement {line!r}: {error}")
                 except Exception as error:

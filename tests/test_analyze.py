@@ -14,7 +14,8 @@ import tarfile
 import tracemalloc
 import warnings
 import zipfile
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -22,6 +23,7 @@ from support.wheels import build_sdist, build_wheel
 
 import analyzers
 from analyzers import Facts, analyze
+from analyzers.integrity import ZipFiles
 
 # `analyzers.analyze` is the re-exported function, which shadows the submodule of the same name.
 analyze_module = importlib.import_module("analyzers.analyze")
@@ -32,6 +34,7 @@ GETRANDOM_C = """
 #include <sys/random.h>
 int fill(void *buf, unsigned long n) { return (int)getrandom(buf, n, 0); }
 """
+SIMPLE_C = "int answer(void) { return 42; }\n"
 
 Entries = list[tuple[str, bytes]]
 
@@ -196,6 +199,50 @@ def test_bundled_libraries_and_elf_magic(wheel_dir: Path, tmp_path: Path) -> Non
     assert facts.abi is not None
     assert "libdep-1a2b3c4d.so.1" not in facts.abi.needed_external
     assert not facts.abi.mis_tagged
+
+
+def count_inflations(monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
+    """How many times each member gets inflated (read or hashed) from now on."""
+    counts: Counter[str] = Counter()
+    chunks = ZipFiles._chunks
+
+    def counted(self: ZipFiles, name: str) -> Iterator[bytes]:
+        counts[name] += 1
+        return chunks(self, name)
+
+    monkeypatch.setattr(ZipFiles, "_chunks", counted)
+    return counts
+
+
+def test_elf_files_are_inflated_once(wheel_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = build_wheel(
+        wheel_dir, "acme", "1.0", tag="cp311-cp311-manylinux_2_17_x86_64", extension_c=SIMPLE_C
+    )
+    expected = analyze(path)
+    inflated = count_inflations(monkeypatch)
+    facts = analyze(path)
+    assert facts == expected
+    assert [elf.path for elf in facts.elf_files] == ["acme/_native.so"]
+    assert facts.findings == ()  # RECORD verified, the .so included
+    # Read for analysis and hashed for RECORD in one go; METADATA and WHEEL are parsed, then hashed.
+    assert inflated["acme/_native.so"] == 1
+    assert {name for name, count in inflated.items() if count > 1} == {
+        "acme-1.0.dist-info/METADATA",
+        "acme-1.0.dist-info/WHEEL",
+    }
+
+
+def test_record_first_when_the_budget_could_run_out(wheel_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = build_wheel(
+        wheel_dir, "acme", "1.0", tag="cp311-cp311-manylinux_2_17_x86_64", extension_c=SIMPLE_C
+    )
+    expected = analyze(path)
+    # A budget too small for the worst case: RECORD is checked first and the ELF file read again
+    # afterwards, the order the budget was sized for (here it suffices, so nothing else changes).
+    monkeypatch.setattr(analyze_module, "INFLATE_BUDGET", 100 * MiB)
+    inflated = count_inflations(monkeypatch)
+    assert analyze(path) == expected
+    assert inflated["acme/_native.so"] == 2
 
 
 def test_sdist(wheel_dir: Path) -> None:

@@ -21,6 +21,7 @@ from analyzers.integrity import (
     MemberTooLarge,
     ZipFiles,
     inspect_archive,
+    measure_bytes,
     verify_record,
 )
 
@@ -263,6 +264,18 @@ def test_unrecorded_and_missing_files() -> None:
         ("record-missing-file", "acme/gone.py"),
         ("unrecorded-file", "acme/sneaky.py"),
     ]
+
+
+def test_measured_members_are_taken_as_given() -> None:
+    files = good_files()
+    record = record_for(files)
+    # A measurement the caller made while reading the member whole replaces inflating it again...
+    measured = {("acme/__init__.py", "sha256"): measure_bytes(b"x = 2\n", "sha256")}
+    findings = verify_record(files, record, DIST, measured=measured)
+    assert [(f.code, f.path) for f in findings] == [("record-hash-mismatch", "acme/__init__.py")]
+    # ... for the algorithm RECORD names only.
+    measured = {("acme/__init__.py", "sha512"): measure_bytes(b"x = 2\n", "sha512")}
+    assert verify_record(files, record, DIST, measured=measured) == []
 
 
 def test_missing_record() -> None:

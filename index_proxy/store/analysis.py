@@ -22,6 +22,7 @@ from index_proxy.store.models import AnalysisFactsRow, AnalysisJobRow, FileRow
 __all__ = ["AnalysisStore", "Job", "StoredFacts"]
 
 MAX_ATTEMPTS = 3
+_IN_CHUNK = 5_000
 
 _LEASE_SQL = """
 UPDATE analysis_jobs
@@ -179,11 +180,17 @@ class AnalysisStore:
                 missing.append(sha256)
         if not missing:
             return found
+        fetched: dict[str, StoredFacts] = {}
         async with self.database.sessions() as session:
-            result = await session.execute(
-                select(AnalysisFactsRow).where(AnalysisFactsRow.sha256.in_(missing))
-            )
-            fetched = {row.sha256: _stored(row) for row in result.scalars()}
+            # The resolver asks for a whole step's files at once: keep each IN list well under
+            # SQLite's limit on bound parameters.
+            for start in range(0, len(missing), _IN_CHUNK):
+                result = await session.execute(
+                    select(AnalysisFactsRow).where(
+                        AnalysisFactsRow.sha256.in_(missing[start : start + _IN_CHUNK])
+                    )
+                )
+                fetched.update((row.sha256, _stored(row)) for row in result.scalars())
         if len(self._cache) > 200_000:
             self._cache.clear()
         expires = now + self.cache_seconds
