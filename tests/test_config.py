@@ -118,7 +118,10 @@ class TestDefaults:
         assert set(config.profiles) == {"avx2-box", "gpu-box"}
         assert config.storage.database.startswith("postgresql+asyncpg://")
         text = (REPO / "config" / "example.yaml").read_text()
-        assert "index.example" not in text and "pythonhosted" not in text
+        # The public index is "the index pip is configured with", never a named host.
+        from pip._internal.models.index import PyPI
+
+        assert PyPI.netloc not in text and PyPI.file_storage_domain not in text
 
 
 FULL = """\
