@@ -202,7 +202,7 @@ async def _file(request: Request) -> Response:
         cached = services.files.cached_metadata(file_id, filename.removesuffix(".metadata"))
         if cached is not None:
             services.metrics.metadata.labels("memory").inc()
-            return _metadata_response(cached)
+            return _metadata_response(*cached)
     try:
         record = await services.files.lookup(
             file_id, filename.removesuffix(".metadata") if is_metadata else filename
@@ -267,11 +267,11 @@ async def _core_metadata(services: Services, record: FileRecord) -> Response:
     return _metadata_response(data)
 
 
-def _metadata_response(data: bytes) -> Response:
+def _metadata_response(data: bytes, sha256: str | None = None) -> Response:
     return Response(
         data,
         media_type="application/octet-stream",
-        headers={"cache-control": _IMMUTABLE, "etag": f'"{_sha256(data)}"'},
+        headers={"cache-control": _IMMUTABLE, "etag": f'"{sha256 or _sha256(data)}"'},
     )
 
 

@@ -58,7 +58,7 @@ class FileService:
         self._downloads: dict[str, asyncio.Event] = {}
         # Metadata is what resolvers fetch for every candidate: keep recent ones in memory
         # (file_id -> (filename, bytes)), bounded by _METADATA_CACHE_BYTES.
-        self._metadata_cache: OrderedDict[str, tuple[str, bytes]] = OrderedDict()
+        self._metadata_cache: OrderedDict[str, tuple[str, bytes, str]] = OrderedDict()
         self._metadata_cache_size = 0
         self._requires_dist: dict[str, list[str]] = {}
         self._metadata_locks: dict[str, asyncio.Lock] = {}
@@ -166,7 +166,8 @@ class FileService:
         if parsed is not None:
             return parsed
         served = self.pages.files.get(file_id)
-        data = self.cached_metadata(file_id, served.file.filename) if served is not None else None
+        cached = self.cached_metadata(file_id, served.file.filename) if served is not None else None
+        data = cached[0] if cached is not None else None
         if data is None:
             record = await self.database.get_file(file_id)
             if record is None:
@@ -179,20 +180,22 @@ class FileService:
         self._requires_dist[file_id] = parsed
         return parsed
 
-    def cached_metadata(self, file_id: str, filename: str) -> bytes | None:
+    def cached_metadata(self, file_id: str, filename: str) -> tuple[bytes, str] | None:
+        """(METADATA bytes, their sha256) when held in memory."""
         cached = self._metadata_cache.get(file_id)
         if cached is None or cached[0] != filename:
             return None
         self._metadata_cache.move_to_end(file_id)
-        return cached[1]
+        return cached[1], cached[2]
 
     def _remember_metadata(self, record: FileRecord, data: bytes) -> None:
         if record.file_id in self._metadata_cache:
             return
-        self._metadata_cache[record.file_id] = (record.filename, data)
+        # The digest once here, not per request: it is the ETag of every answer.
+        self._metadata_cache[record.file_id] = (record.filename, data, hashlib.sha256(data).hexdigest())
         self._metadata_cache_size += len(data)
         while self._metadata_cache_size > _METADATA_CACHE_BYTES:
-            _, (_, evicted) = self._metadata_cache.popitem(last=False)
+            _, (_, evicted, _) = self._metadata_cache.popitem(last=False)
             self._metadata_cache_size -= len(evicted)
 
     async def core_metadata(self, record: FileRecord) -> bytes:

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 
 import httpx
 
+from analyzers.facts import SCHEMA_VERSION
 from index_proxy.config import Config, IndexConfig
 from index_proxy.files import FileService
 from index_proxy.metrics import Metrics
@@ -22,6 +24,8 @@ from index_proxy.upstreams.http import HttpUpstream, make_http_client
 from index_proxy.upstreams.pip_index import pip_index_url
 
 __all__ = ["Services", "open_services"]
+
+log = logging.getLogger("index_proxy.services")
 
 
 @dataclass
@@ -62,6 +66,11 @@ async def open_services(config: Config, metrics: Metrics | None = None) -> Async
             health.status(index.name)
         blobs = FolderBlobStore(config.storage.blobs)
         analysis = AnalysisStore(database)
+        requeued = await analysis.requeue_outdated(SCHEMA_VERSION)
+        if requeued:
+            log.info(
+                "facts of an older schema queued again", extra={"count": requeued, "schema": SCHEMA_VERSION}
+            )
         pages = PageService(config, upstreams, database, metrics, health, analysis=analysis)
         files = FileService(upstreams, database, blobs, pages, metrics, analysis)
         yield Services(config, database, blobs, upstreams, pages, files, analysis, metrics, health)

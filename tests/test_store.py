@@ -176,3 +176,21 @@ def test_proxy_on_postgresql_keeps_state_across_restarts(
         assert second.get(url).status_code == 200
     finally:
         postgres.drop_database(name)
+
+
+async def test_facts_of_an_older_schema_are_queued_again(database: Database) -> None:
+    from index_proxy.store.analysis import AnalysisStore
+
+    analysis = AnalysisStore(database)
+    await database.upsert_files([record("old", sha256="ab" * 32), record("new", sha256="cd" * 32)])
+    await analysis.enqueue(["old", "new"], "hook")
+    for sha256, schema in (("ab" * 32, 0), ("cd" * 32, 1)):
+        job = await analysis.lease("w", 60)
+        assert job is not None
+        facts = {"sha256": sha256, "schema": schema, "filename": "x.whl"}
+        assert await analysis.complete(job, "w", facts, broken=False, mis_tagged=False)
+    assert await analysis.requeue_outdated(1) == 1
+    summary = await analysis.summary()
+    assert summary["counts"] == {"done": 1, "queued": 1}
+    requeued = await analysis.lease("w", 60)
+    assert requeued is not None and requeued.file_id == "old"

@@ -163,6 +163,25 @@ class AnalysisStore:
             )
         return state
 
+    async def requeue_outdated(self, schema: int) -> int:
+        """Queue again the files whose stored facts have an older schema; returns how many.
+
+        Facts of an older schema may lack fields or mean something else: re-analysing is
+        cheaper than misreading them. The old facts stay served until the new ones replace them.
+        """
+        outdated = (
+            select(FileRow.file_id)
+            .join(AnalysisFactsRow, AnalysisFactsRow.sha256 == FileRow.sha256)
+            .where(AnalysisFactsRow.schema < schema)
+        )
+        async with self.database.sessions.begin() as session:
+            result = await session.execute(
+                update(AnalysisJobRow)
+                .where(AnalysisJobRow.file_id.in_(outdated), AnalysisJobRow.state.in_(("done", "failed")))
+                .values(state="queued", attempts=0, lease_owner=None, lease_expires=None, error=None)
+            )
+        return result.rowcount or 0
+
     async def has_facts(self, sha256: str) -> bool:
         async with self.database.sessions() as session:
             return await session.get(AnalysisFactsRow, sha256) is not None
