@@ -43,8 +43,6 @@ import os
 import platform
 import re
 import shutil
-import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -56,6 +54,16 @@ import urllib.request
 import zipfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+
+from _processes import (
+    Server,
+    first_line,
+    free_port,
+    log,
+    other_busy_processes,
+    version_of,
+    yes,
+)
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -99,16 +107,6 @@ GOAL_P99_MS = 5.0
 # -- small helpers ---------------------------------------------------------------------------------
 
 
-def log(message: str) -> None:
-    print(f"[bench] {message}", file=sys.stderr, flush=True)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 NICE = 0
 """With --nice, servers, wrk and the clients run at this niceness (negative: ahead of other work)."""
 
@@ -138,20 +136,6 @@ def fetch(
             return response.status, response.headers.get("content-type", ""), response.read()
     except urllib.error.HTTPError as error:
         return error.code, error.headers.get("content-type", ""), error.read()
-
-
-def first_line(command: Sequence[str]) -> str:
-    try:
-        done = subprocess.run(command, capture_output=True, text=True, timeout=30, check=False)
-    except (OSError, subprocess.TimeoutExpired):
-        return "?"
-    text = (done.stdout or done.stderr).strip()
-    return text.splitlines()[0] if text else "?"
-
-
-def version_of(command: Sequence[str]) -> str:
-    found = re.search(r"\d+\.\d+(?:\.\d+)*", first_line(command))
-    return found.group() if found else "?"
 
 
 def package_version(python: Path, name: str) -> str:
@@ -326,103 +310,6 @@ def ensure_peers() -> Path:
 
 
 # -- processes -------------------------------------------------------------------------------------
-
-
-class Server:
-    """One server process group, started pinned, stopped by its own process-group id."""
-
-    def __init__(self, name: str, command: Sequence[str], log_path: Path, env: dict[str, str] | None = None):
-        self.name = name
-        self.log_path = log_path
-        self._log = open(log_path, "ab")  # noqa: SIM115 - closed in stop()
-        self.process = subprocess.Popen(
-            command,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            env=env,
-            start_new_session=True,
-        )
-
-    def wait_ready(self, url: str, timeout: float = 30.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                break
-            try:
-                status, _, _ = fetch(url, timeout=2)
-                if status < 500:
-                    return
-            except OSError:
-                pass
-            time.sleep(0.1)
-        tail = self.log_path.read_text(errors="replace")[-3000:]
-        self.stop()
-        raise RuntimeError(f"{self.name} did not become ready at {url}; its log ends with:\n{tail}")
-
-    def cpu_seconds(self) -> float:
-        """User plus system CPU of the process and all its descendants."""
-        return sum(_cpu_ticks(pid) for pid in _tree(self.process.pid)) / os.sysconf("SC_CLK_TCK")
-
-    def pids(self) -> list[int]:
-        return _tree(self.process.pid)
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait(timeout=10)
-        self._log.close()
-
-
-def _tree(pid: int) -> list[int]:
-    pids, queue = [], [pid]
-    while queue:
-        current = queue.pop()
-        pids.append(current)
-        for task in Path(f"/proc/{current}/task").glob("*/children"):
-            with contextlib.suppress(OSError):
-                queue.extend(int(child) for child in task.read_text().split())
-    return pids
-
-
-def _cpu_ticks(pid: int) -> int:
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0
-    return int(fields[11]) + int(fields[12])  # utime, stime
-
-
-def other_busy_processes(seconds: float = 1.0) -> str:
-    """Processes outside this benchmark that used over 10% of a core in a short sample, by name."""
-
-    def snapshot() -> dict[int, tuple[str, int]]:
-        found = {}
-        for stat in Path("/proc").glob("[0-9]*/stat"):
-            with contextlib.suppress(OSError, IndexError, ValueError):
-                text = stat.read_text()
-                name = text[text.index("(") + 1 : text.rindex(")")]
-                fields = text.rsplit(")", 1)[1].split()
-                found[int(stat.parent.name)] = (name, int(fields[11]) + int(fields[12]))
-        return found
-
-    ours = set(_tree(os.getpid()))
-    before = snapshot()
-    time.sleep(seconds)
-    after = snapshot()
-    tick = os.sysconf("SC_CLK_TCK")
-    busy = collections.Counter()
-    for pid, (name, ticks) in after.items():
-        if pid in ours or pid not in before:
-            continue
-        busy[_label(pid, name)] += (ticks - before[pid][1]) / tick / seconds
-    shown = [f"{name} {share:.0%}" for name, share in busy.most_common() if share >= 0.1]
-    return ", ".join(shown) or "none"
 
 
 def _label(pid: int, name: str) -> str:
@@ -1101,10 +988,6 @@ def bench_cold_misses(
 # -- report ----------------------------------------------------------------------------------------
 
 
-def _yes(met: bool) -> str:
-    return "yes" if met else "**no**"
-
-
 def _short(path: str) -> str:
     """A file path for the table: its folder's first part, an ellipsis, and the file name."""
     parts = path.strip("/").split("/")
@@ -1245,7 +1128,7 @@ def render(
                 continue
             ratio = ours.result.rps / theirs.result.rps
             core_ratio = ours.per_core / theirs.per_core if theirs.per_core else float("nan")
-            met = f"{_yes(ratio >= goal)} / {_yes(core_ratio >= goal)}" if simple else "(no goal)"
+            met = f"{yes(ratio >= goal)} / {yes(core_ratio >= goal)}" if simple else "(no goal)"
             shown_goal = f"≥ {goal:g}" if simple else "—"
             md.append(
                 f"| index-proxy / {peer} | {page} | {fmt} | {ratio:.2f} | {core_ratio:.2f} "
@@ -1254,7 +1137,7 @@ def render(
         if not simple:
             continue
         p99 = f"{_ms(ours.result.p99_ms)} ms"
-        met = _yes(ours.result.p99_ms < GOAL_P99_MS)
+        met = yes(ours.result.p99_ms < GOAL_P99_MS)
         md.append(f"| index-proxy p99 | {page} | {fmt} | {p99} | | < {GOAL_P99_MS:g} ms | {met} |")
     if clients:
         md += [
@@ -1356,7 +1239,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not shutil.which("wrk"):
         log("wrk is missing (apt-get install wrk); falling back to a Python client, which is slower")
     load_before = " ".join(Path("/proc/loadavg").read_text().split()[:3])
-    others_before = other_busy_processes()
+    others_before = other_busy_processes(label=_label)
     ensure_peers()
     wheels = build_corpus(args.refresh_corpus)
     static, corpus = build_static_tree(wheels)
@@ -1400,7 +1283,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     notes = _machine_notes(args, load_before, load_after)
     notes.append(
         f"other busy processes (share of a core, 1 s samples) at start: {others_before}; "
-        f"at end: {other_busy_processes()}"
+        f"at end: {other_busy_processes(label=_label)}"
     )
     text, markdown = render(cases, clients, project, corpus, notes, profile, command.strip(), cold)
     print(text)
