@@ -186,36 +186,22 @@ def _parse(data: bytes) -> _Elf:
     if elf_class not in (_ELFCLASS32, _ELFCLASS64) or encoding not in (_ELFDATA2LSB, _ELFDATA2MSB):
         raise _CorruptElf(f"unknown ELF class {elf_class} or data encoding {encoding}")
     reader = _Reader(data, elf_class == _ELFCLASS64, encoding == _ELFDATA2LSB)
-    if reader.is64:
-        (
-            machine,
-            _version,
-            _entry,
-            phoff,
-            shoff,
-            _flags,
-            _ehsize,
-            phentsize,
-            phnum,
-            shentsize,
-            shnum,
-            shstrndx,
-        ) = reader.unpack("HIQQQIHHHHHH", 18)
-    else:
-        (
-            machine,
-            _version,
-            _entry,
-            phoff,
-            shoff,
-            _flags,
-            _ehsize,
-            phentsize,
-            phnum,
-            shentsize,
-            shnum,
-            shstrndx,
-        ) = reader.unpack("HIIIIIHHHHHH", 18)
+    # e_entry, e_phoff and e_shoff are the only header fields whose width follows the class.
+    header = "HIQQQIHHHHHH" if reader.is64 else "HIIIIIHHHHHH"
+    (
+        machine,
+        _version,
+        _entry,
+        phoff,
+        shoff,
+        _flags,
+        _ehsize,
+        phentsize,
+        phnum,
+        shentsize,
+        shnum,
+        shstrndx,
+    ) = reader.unpack(header, 18)
     segments = _segments(reader, phoff, phentsize, phnum)
     sections = _sections(reader, shoff, shentsize, shnum, shstrndx)
     return _Elf(reader, machine, sections, segments)

@@ -17,7 +17,7 @@ from index_proxy.merge import ServedFile
 from resolver.environment import Environment
 from resolver.fit import FileNeeds, rank_key, unmet_need, wheel_tags
 
-__all__ = ["file_needs", "machine_environment", "machine_files", "parse_profile_token"]
+__all__ = ["file_needs", "hardware_fits", "machine_environment", "machine_files", "parse_profile_token"]
 
 _LOCAL_CUDA = re.compile(r"\+cu(\d{2,3})(?:\.|$)")
 _CUDA_TOKEN = re.compile(r"^cu(?:(\d+)\.(\d+)|(\d{2})(\d)?)$")
@@ -69,6 +69,26 @@ def file_needs(served: ServedFile, facts: Mapping[str, Any] | None, priority: in
         made_for_hardware=hardware is not None or optimized,
         index_priority=priority,
     )
+
+
+def hardware_fits(required: HardwareSpec | None, profile: HardwareSpec | None) -> bool:
+    """Whether a variant source's files (``required``) may be shown to a profile's machine.
+
+    Without a profile (the plain view) no variant build is shown, whatever it needs: a machine
+    that cannot run an AVX2 build would crash on it.
+    """
+    if required is None:
+        return True
+    if profile is None:
+        return False
+    needs = FileNeeds(
+        filename="",
+        tags=frozenset(),
+        cpu_level=required.cpu_level,
+        cpu_features=frozenset(required.cpu_features),
+        cuda=required.cuda,
+    )
+    return unmet_need(needs, machine_environment(profile), check_tags=False) is None
 
 
 def machine_environment(profile: HardwareSpec | None) -> Environment:

@@ -20,8 +20,7 @@ from typing import Any
 from packaging.utils import canonicalize_name
 
 from index_proxy.config import Config, HardwareSpec, IndexConfig, glob_matches
-from index_proxy.hardware import fits
-from index_proxy.machine import machine_files
+from index_proxy.machine import hardware_fits, machine_files
 from index_proxy.merge import (
     MergedProject,
     ServedFile,
@@ -204,7 +203,7 @@ class PageService:
         if view.index is not None:
             return [served for served in merged.files if served.index == view.index]
         if not view.machine:
-            return [served for served in merged.files if fits(served.hardware, view.profile)]
+            return [served for served in merged.files if hardware_fits(served.hardware, view.profile)]
         return machine_files(merged.files, view.profile, entry.facts, self.priority)
 
     # -- loading ------------------------------------------------------------------------

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from index_proxy.config import HardwareSpec
-from index_proxy.machine import machine_files, parse_profile_token
+from index_proxy.machine import hardware_fits, machine_files, parse_profile_token
 from index_proxy.merge import ServedFile
 from index_proxy.simple.model import DistributionFile
 
@@ -43,3 +43,20 @@ def test_machine_view_prefers_the_build_made_for_it() -> None:
     # The AVX2 build hides the generic build for the same interpreter, not the one for another.
     assert machine_files(files, HardwareSpec(("avx2",), "x86_64_v3"), {}, priority) == [avx2, other_python]
     assert machine_files(files, HardwareSpec((), "x86_64_v2"), {}, priority) == [generic, other_python]
+
+
+@pytest.mark.parametrize(
+    ("required", "profile", "shown"),
+    [
+        (None, None, True),  # a generic file: every view
+        (HardwareSpec(("avx2",)), None, False),  # a variant build: never the plain view
+        (HardwareSpec(("avx2",)), HardwareSpec(("avx2", "fma")), True),
+        (HardwareSpec(("avx2",)), HardwareSpec(cpu_level="x86_64_v3"), True),  # the level implies it
+        (HardwareSpec(("avx512f",)), HardwareSpec(cpu_level="x86_64_v3"), False),
+        (HardwareSpec(cuda="12.1"), HardwareSpec(cuda="12.4"), True),
+        (HardwareSpec(cuda="12.1"), HardwareSpec(cuda="11.8"), False),
+        (HardwareSpec(cuda="12.1"), HardwareSpec(("avx2",)), False),  # no GPU
+    ],
+)
+def test_hardware_fits(required: HardwareSpec | None, profile: HardwareSpec | None, shown: bool) -> None:
+    assert hardware_fits(required, profile) is shown
