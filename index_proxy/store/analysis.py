@@ -98,15 +98,7 @@ class AnalysisStore:
 
     async def extend(self, job: Job, owner: str, seconds: float) -> bool:
         async with self.database.sessions.begin() as session:
-            result = await session.execute(
-                update(AnalysisJobRow)
-                .where(
-                    AnalysisJobRow.id == job.id,
-                    AnalysisJobRow.lease_owner == owner,
-                    AnalysisJobRow.state == "leased",
-                )
-                .values(lease_expires=time.time() + seconds)
-            )
+            result = await session.execute(_held(job, owner).values(lease_expires=time.time() + seconds))
         return bool(result.rowcount)
 
     async def complete(
@@ -116,13 +108,7 @@ class AnalysisStore:
         now = time.time()
         async with self.database.sessions.begin() as session:
             result = await session.execute(
-                update(AnalysisJobRow)
-                .where(
-                    AnalysisJobRow.id == job.id,
-                    AnalysisJobRow.lease_owner == owner,
-                    AnalysisJobRow.state == "leased",
-                )
-                .values(state="done", finished_at=now, lease_expires=None, error=None)
+                _held(job, owner).values(state="done", finished_at=now, lease_expires=None, error=None)
             )
             if not result.rowcount:
                 return False
@@ -270,6 +256,13 @@ class AnalysisStore:
                     }
                 )
             return problems
+
+
+def _held(job: Job, owner: str) -> Any:
+    """An UPDATE of the job that matches only while ``owner`` still holds its lease."""
+    return update(AnalysisJobRow).where(
+        AnalysisJobRow.id == job.id, AnalysisJobRow.lease_owner == owner, AnalysisJobRow.state == "leased"
+    )
 
 
 def _stored(row: AnalysisFactsRow) -> StoredFacts:
