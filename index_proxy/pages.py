@@ -241,11 +241,6 @@ class PageService:
         finally:
             del self._inflight[key]
 
-    def facts_of(self, project: str) -> Mapping[str, Mapping[str, Any]]:
-        """Analysed facts (by sha256) of the project's files, as loaded with its page."""
-        entry = self._projects.get(project)
-        return entry.facts if entry is not None else {}
-
     def invalidate(self, project: str | None = None) -> None:
         """Make the next request revalidate with the upstreams (admin refresh, hooks)."""
         if project is None:

@@ -168,10 +168,6 @@ class AnalysisStore:
             )
         return result.rowcount or 0
 
-    async def has_facts(self, sha256: str) -> bool:
-        async with self.database.sessions() as session:
-            return await session.get(AnalysisFactsRow, sha256) is not None
-
     async def facts_for(self, sha256s: Sequence[str]) -> dict[str, StoredFacts]:
         now = time.monotonic()
         found: dict[str, StoredFacts] = {}
