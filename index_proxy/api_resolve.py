@@ -11,9 +11,21 @@ from typing import Any
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
+from index_proxy.advice import ADVICE_KEYS, AdviceRequest, BadAdvice, read_advice
 from index_proxy.pages import ProjectUnavailable, Undecidable
-from index_proxy.resolving import ROOT, NoSolution, ResolveOutcome, file_path, resolve
+from index_proxy.resolving import (
+    ROOT,
+    Advice,
+    AdviceOutcome,
+    BootRefused,
+    NoSolution,
+    ResolveOutcome,
+    file_path,
+    resolve,
+)
 from index_proxy.services import Services
+from prescriptions import UnitIndex
+from prescriptions.pipeline import Pipeline
 from resolver import ResolutionTooDeep, ResolverOptions
 from resolver.environment import Environment, InvalidEnvironment
 from resolver.locks import LockedPackage, LockSource, pipfile_lock, pylock_toml, requirements_txt
@@ -22,7 +34,7 @@ from resolver.manifests import InvalidManifest, parse_manifest
 __all__ = ["FORMATS", "resolve_request"]
 
 FORMATS = ("requirements.txt", "Pipfile.lock", "pylock.toml")
-_RECOMMENDATIONS = ("latest",)
+_NO_RULES = UnitIndex(())
 
 
 class BadRequest(ValueError):
@@ -52,8 +64,8 @@ def _read_request(
         "constraints",
         "dev_requirements",
         "environment",
-        "recommendation",
         "formats",
+        *ADVICE_KEYS,
     }
     if unknown:
         raise BadRequest(f"unknown keys: {', '.join(sorted(unknown))}")
@@ -85,9 +97,6 @@ def _read_request(
             pipfile = tomllib.loads(manifest["text"])  # parse_manifest read it already
     if not requirements and not dev:
         raise BadRequest("nothing to resolve: give requirements, dev_requirements or a manifest")
-    recommendation = payload.get("recommendation", "latest")
-    if recommendation not in _RECOMMENDATIONS:
-        raise BadRequest(f"recommendation: {recommendation!r} is not one of {', '.join(_RECOMMENDATIONS)}")
     formats = payload.get("formats", ["requirements.txt"])
     if not isinstance(formats, list) or not all(f in FORMATS for f in formats):
         raise BadRequest(f"formats: expected a list drawn from {', '.join(FORMATS)}")
@@ -156,17 +165,69 @@ def _reachable(outcome: ResolveOutcome, requirements: Sequence[str]) -> set[str]
     return seen
 
 
-async def resolve_request(services: Services, payload: Any, base: str) -> tuple[int, dict[str, Any]]:
+def _advice(services: Services, request: AdviceRequest) -> Advice | None:
+    """The rules of this request; None (plain resolution) when there is nothing to apply."""
+    rules = services.prescriptions
+    advisories = services.advisories_for
+    if rules is None and request.context.recommendation_type == "latest" and advisories is None:
+        return None
+    budget = (
+        services.config.server.search_budget if request.budget_seconds is None else request.budget_seconds
+    )
+    return Advice(
+        Pipeline(rules if rules is not None else _NO_RULES, request.context),
+        advisories_for=advisories,
+        budget_seconds=budget,
+        seed=request.seed,
+        max_trials=request.max_trials,
+    )
+
+
+def _advice_body(advice: AdviceOutcome | None) -> dict[str, Any] | None:
+    if advice is None:
+        return None
+    return {
+        "recommendation_type": advice.recommendation_type,
+        "score": round(advice.score, 6),
+        "first_score": round(advice.first_score, 6),
+        "justification": [note.to_dict() for note in advice.justification],
+        "stack_info": [note.to_dict() for note in advice.stack_info],
+        "advised_manifest_changes": list(advice.advised_manifest_changes),
+        "search": {
+            "seed": advice.seed,
+            "trials": advice.search.trials,
+            "improvements": advice.search.improvements,
+            "unsolvable": advice.search.unsolvable,
+            "seconds": round(advice.search_seconds, 4),
+        },
+    }
+
+
+async def resolve_request(
+    services: Services, payload: Any, base: str, *, authenticated: bool = False
+) -> tuple[int, dict[str, Any]]:
     try:
         requirements, dev, constraints, environment, formats, requires_python, pipfile = _read_request(
             payload
         )
-    except BadRequest as error:
+        advice_request = read_advice(payload, environment, authenticated=authenticated)
+    except (BadRequest, BadAdvice) as error:
         return 400, {"error": str(error), "status": 400}
     try:
         outcome = await resolve(
-            services, [*requirements, *dev], environment, constraints=constraints, options=ResolverOptions()
+            services,
+            [*requirements, *dev],
+            environment,
+            constraints=constraints,
+            options=ResolverOptions(),
+            advice=_advice(services, advice_request),
         )
+    except BootRefused as error:
+        return 422, {
+            "error": f"a prescription refused this request: {error.reason}",
+            "stack_info": [note.to_dict() for note in error.stack_info],
+            "status": 422,
+        }
     except NoSolution as error:
         return 422, {
             "error": "the requirements cannot be satisfied on this machine",
@@ -236,6 +297,7 @@ async def resolve_request(services: Services, payload: Any, base: str) -> tuple[
             }
             for p in packages
         ],
+        "advice": _advice_body(outcome.advice),
         "stats": {
             "seconds": round(outcome.seconds, 4),
             "resolver_seconds": round(stats.seconds, 4),

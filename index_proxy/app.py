@@ -469,7 +469,11 @@ async def _resolve(request: Request) -> Response:
               environment:
                 type: object
                 description: what `index-proxy env` prints (markers, tags, cpu, cuda, glibc)
-              recommendation: {type: string, enum: [latest]}
+              recommendation_type: {type: string, enum: [latest, stable, testing, performance, security]}
+              labels: {type: object, description: "label -> value, for prescriptions gated on labels"}
+              library_usage: {type: object, description: "module -> dotted names used (lock --scan)"}
+              runtime_environment: {type: object, description: "gpu_model, cudnn_version, base_image..."}
+              search: {type: object, description: "budget_seconds, seed, max_trials of the search"}
               formats:
                 type: array
                 items: {type: string, enum: [requirements.txt, Pipfile.lock, pylock.toml]}
@@ -485,5 +489,10 @@ async def _resolve(request: Request) -> Response:
         return _error(400, "the body must be JSON")
     services = _services(request)
     base = services.config.server.public_url or str(request.base_url).rstrip("/")
-    status, body = await resolve_request(services, payload, base)
+    token = services.config.server.admin_token
+    given = request.headers.get("authorization", "")
+    authenticated = bool(token) and hmac.compare_digest(
+        given.partition(" ")[2].strip().encode(), (token or "").encode()
+    )
+    status, body = await resolve_request(services, payload, base, authenticated=authenticated)
     return JSONResponse(body, status_code=status)

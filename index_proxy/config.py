@@ -82,6 +82,9 @@ class ServerConfig:
     analysis_workers: int = 1
     monitor_interval: float = 300.0
     analysis_lease: float = 300.0
+    # How long a resolve request may search for a better-scoring resolution than the first one
+    # (recommendation types other than ``latest``); a request may ask for less, or more up to 30 s.
+    search_budget: float = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -250,6 +253,7 @@ _SERVER_KEYS = (
     "analysis_workers",
     "monitor_interval",
     "analysis_lease",
+    "search_budget",
 )
 _STORAGE_KEYS = ("database", "blobs")
 _INDEX_KEYS = (
@@ -634,6 +638,12 @@ class _Reader:
                 float,
                 self.seconds(
                     fields.get("analysis_lease"), "server.analysis_lease", defaults.analysis_lease, "300"
+                ),
+            ),
+            search_budget=cast(
+                float,
+                self.seconds(
+                    fields.get("search_budget"), "server.search_budget", defaults.search_budget, "1"
                 ),
             ),
         )

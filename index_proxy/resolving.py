@@ -10,24 +10,44 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from typing import Any
 from urllib.parse import quote
 
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 from index_proxy.files import MetadataUnavailable
 from index_proxy.machine import file_needs
 from index_proxy.merge import ServedFile
+from index_proxy.pages import ProjectUnavailable, Undecidable
 from index_proxy.services import Services
 from index_proxy.store.analysis import StoredFacts
 from index_proxy.store.blobs import DigestMismatch
 from index_proxy.upstreams.base import UpstreamFileError
-from resolver import ROOT, Candidate, NoSolution, Resolution, Resolver, ResolverOptions
+from prescriptions.pipeline import Annotations, Evaluation, Note, Pipeline, ResolvedGraph, ResolvedPin
+from resolver import ROOT, Candidate, NoSolution, Resolution, ResolutionTooDeep, Resolver, ResolverOptions
 from resolver.environment import Environment
 from resolver.fit import FileNeeds, RankKey, rank_key, unmet_need
+from resolver.search import ImprovementSearch, ScoredResolution, SearchStats, Trial
+from resolver.units import Veto
 
-__all__ = ["ROOT", "ChosenFile", "NoSolution", "ResolveOutcome", "file_path", "resolve"]
+__all__ = [
+    "ROOT",
+    "Advice",
+    "AdviceOutcome",
+    "BootRefused",
+    "ChosenFile",
+    "NoSolution",
+    "ResolveOutcome",
+    "file_path",
+    "resolve",
+]
+
+#: Rounds of learning from one resolution (vetoes on who introduced a package, skips, additions).
+_LEARNING_ROUNDS = 8
 
 _CONCURRENCY = 16
 
@@ -50,6 +70,39 @@ class ChosenFile:
     rejected: tuple[tuple[str, str], ...] = ()  # (filename, why it does not fit)
 
 
+@dataclass(frozen=True, slots=True)
+class Advice:
+    """The rules of one request and how long to look for a better-scoring resolution."""
+
+    pipeline: Pipeline
+    advisories_for: Callable[[Sequence[str]], Awaitable[Mapping[str, Sequence[Any]]]] | None = None
+    budget_seconds: float = 1.0
+    seed: int = 0
+    max_trials: int = 200
+
+
+@dataclass
+class AdviceOutcome:
+    recommendation_type: str
+    score: float
+    first_score: float
+    justification: tuple[Note, ...]
+    stack_info: tuple[Note, ...]
+    advised_manifest_changes: tuple[Any, ...]
+    search: SearchStats
+    search_seconds: float
+    seed: int
+
+
+class BootRefused(Exception):
+    """A boot prescription refused the request before resolving (its ``not_acceptable``)."""
+
+    def __init__(self, reason: str, stack_info: tuple[Note, ...]) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.stack_info = stack_info
+
+
 @dataclass
 class ResolveOutcome:
     resolution: Resolution
@@ -57,13 +110,20 @@ class ResolveOutcome:
     seconds: float
     metadata_fetched: int
     candidates: dict[str, int] = field(default_factory=dict)
+    advice: AdviceOutcome | None = None
 
 
 class _Driver:
-    def __init__(self, services: Services, environment: Environment) -> None:
+    def __init__(self, services: Services, environment: Environment, advice: Advice | None = None) -> None:
         self.services = services
         self.environment = environment
+        self.advice = advice
+        self.pipeline = advice.pipeline if advice is not None else None
         self.priority = services.pages.priority
+        self.index_urls = {index.name: index.url for index in services.config.indexes}
+        # Kept across the resolutions of one request (the improvement search runs many).
+        self._candidates: dict[str, list[Candidate]] = {}
+        self._requires: dict[tuple[str, str], list[str] | BaseException] = {}
         self.chosen: dict[tuple[str, str], ChosenFile] = {}
         # project -> versions none of whose files fit, with why each file does not
         self.unfit: dict[str, dict[str, list[tuple[str, str]]]] = {}
@@ -76,6 +136,16 @@ class _Driver:
         facts of all their wheels in one query (one per project cost a SQL round trip each
         whenever the facts cache had expired), then the fitting."""
         # Undecidable and ProjectUnavailable propagate: the API answers 502 for them.
+        wanted = [p for p in projects if p not in self._candidates]
+        if wanted:
+            found = await self._load_candidates(wanted)
+            self._candidates.update(zip(wanted, found, strict=True))
+        return [self._candidates[p] for p in projects]
+
+    async def _load_candidates(self, projects: Sequence[str]) -> list[list[Candidate]]:
+        if self.advice is not None and self.advice.advisories_for is not None:
+            assert self.pipeline is not None
+            self.pipeline.add_advisories(await self.advice.advisories_for(projects))
         pages = await asyncio.gather(*(self.services.pages.load_project(p) for p in projects))
         wheels = {
             project: [s for s in merged.files if s.file.filename.endswith(".whl") and s.version is not None]
@@ -94,11 +164,18 @@ class _Driver:
     ) -> list[Candidate]:
         by_version: dict[str, list[tuple[RankKey, ServedFile, FileNeeds]]] = {}
         rejected: dict[str, list[tuple[str, str]]] = {}
+        pipeline = self.pipeline
+        scores: dict[str, float] = {}
         for served in wheels:
             stored = facts.get(served.file.sha256 or "")
             needs = _needs(served, stored, self.priority.get(served.index, 99))
             why = unmet_need(needs, self.environment)
             assert served.version is not None
+            if why is None and pipeline is not None:
+                url = self.index_urls.get(served.index)
+                why = pipeline.sieve(project, served.version, served.index, url)
+                if why is None:
+                    scores[served.file_id] = pipeline.file_score(project, served.version, served.index, url)
             if why is not None:
                 rejected.setdefault(served.version, []).append((served.file.filename, why))
                 continue
@@ -107,7 +184,10 @@ class _Driver:
             )
         candidates = []
         for version, ranked in by_version.items():
-            ranked.sort(key=lambda item: (bool(item[1].file.yanked), item[0]))
+            # A prescription's score for a build (an index of builds for this machine) comes first.
+            ranked.sort(
+                key=lambda item: (bool(item[1].file.yanked), -scores.get(item[1].file_id, 0.0), item[0])
+            )
             key, best, best_needs = ranked[0]
             reason = (
                 "built for this machine"
@@ -116,6 +196,8 @@ class _Driver:
             )
             if best.hardware is not None:
                 reason += f", from hardware index {best.index!r}"
+            if scores.get(best.file_id, 0.0) > 0:
+                reason += f", preferred by a prescription (score {scores[best.file_id]:+.2f})"
             self.chosen[(project, _normal(version))] = ChosenFile(
                 best, reason, tuple(rejected.get(version, ()))
             )
@@ -124,6 +206,8 @@ class _Driver:
                     version=version,
                     requires_python=best.file.requires_python,
                     yanked=all(bool(s.file.yanked) for _, s, _ in ranked),
+                    index=best.index,
+                    index_url=self.index_urls.get(best.index),
                 )
             )
         self.unfit[project] = {v: why for v, why in rejected.items() if v not in by_version}
@@ -131,13 +215,32 @@ class _Driver:
         return candidates
 
     async def requires_dist(self, project: str, version: str) -> list[str]:
-        chosen = self.chosen[(project, _normal(version))]
-        async with self._limit:
-            requires = await self.services.files.requires_dist(chosen.served.file_id)
+        key = (project, _normal(version))
+        known = self._requires.get(key)
+        if known is not None:
+            if isinstance(known, BaseException):
+                raise known
+            return known
+        chosen = self.chosen[key]
+        try:
+            async with self._limit:
+                requires = await self.services.files.requires_dist(chosen.served.file_id)
+        except (MetadataUnavailable, UpstreamFileError, DigestMismatch) as error:
+            self._requires[key] = error
+            raise
         self.metadata_fetched += 1
+        self._requires[key] = requires
         return requires
 
-    async def run(self, resolver: Resolver) -> Resolution:
+    async def run(
+        self,
+        resolver: Resolver,
+        trial: Trial = Trial(),  # noqa: B008 - frozen
+        drop_edges: frozenset[tuple[str, str, str]] = frozenset(),
+    ) -> Resolution:
+        dropped: dict[tuple[str, str], set[str]] = {}
+        for parent, version, child in drop_edges:
+            dropped.setdefault((parent, _normal(version)), set()).add(child)
         while True:
             step = resolver.step()
             if isinstance(step, Resolution):
@@ -154,7 +257,37 @@ class _Driver:
                         raise result
                     resolver.metadata_unavailable(project, version, f"core metadata unavailable: {result}")
                 else:
-                    resolver.provide_metadata(project, version, result)
+                    lines = _without(result, dropped.get((project, _normal(version)), set()))
+                    if trial.replace:
+                        lines = [trial.rewrite(line) for line in lines]
+                    resolver.provide_metadata(project, version, lines)
+
+    def graph(self, resolution: Resolution) -> ResolvedGraph:
+        pins = {}
+        for project, version in resolution.pins.items():
+            served = self.chosen[(project, _normal(version))].served
+            pins[project] = ResolvedPin(version, served.index, self.index_urls.get(served.index))
+        introduced: dict[str, set[str]] = {}
+        for dependant, edges in resolution.dependencies.items():
+            for project, _ in edges:
+                introduced.setdefault(project, set()).add(dependant)
+        return ResolvedGraph(pins, {project: frozenset(who) for project, who in introduced.items()})
+
+
+def _without(lines: list[str], names: set[str]) -> list[str]:
+    """Requirement lines minus those on *names* (a prescription dropped the edge)."""
+    if not names:
+        return lines
+    kept = []
+    for line in lines:
+        try:
+            name = canonicalize_name(Requirement(line).name)
+        except InvalidRequirement:
+            kept.append(line)
+            continue
+        if name not in names:
+            kept.append(line)
+    return kept
 
 
 def _needs(served: ServedFile, stored: StoredFacts | None, priority: int) -> FileNeeds:
@@ -192,17 +325,160 @@ async def resolve(
     *,
     constraints: Sequence[str] = (),
     options: ResolverOptions | None = None,
+    advice: Advice | None = None,
 ) -> ResolveOutcome:
-    """Resolve for one machine; raises NoSolution (with its report) or the merge's errors."""
+    """Resolve for one machine; raises NoSolution (with its report), BootRefused, or the merge's errors.
+
+    With *advice*, the request's prescriptions take part: boots first, then sieves, vetoes and
+    skips inside every resolution, and, unless the recommendation type is ``latest``, an
+    improvement search within the advice's budget for a better-scoring resolution.
+    """
     started = time.perf_counter()
-    driver = _Driver(services, environment)
-    resolver = Resolver(
-        requirements,
-        constraints=constraints,
-        environment=dict(environment.markers),
-        options=options or ResolverOptions(),
+    driver = _Driver(services, environment, advice)
+    options = options or ResolverOptions()
+    if advice is None:
+        resolver = Resolver(
+            requirements, constraints=constraints, environment=dict(environment.markers), options=options
+        )
+        resolution = await driver.run(resolver)
+        return _outcome(driver, resolution, started)
+
+    pipeline = advice.pipeline
+    boot = pipeline.boot(_names(requirements))
+    if boot.abort is not None:
+        raise BootRefused(boot.abort, boot.notes)
+    attempt = _Attempt(driver, requirements, constraints, environment, options, pipeline)
+    resolution, evaluation = await attempt.run(Trial())
+    first = _scored(resolution, evaluation)
+    latest = pipeline.context.recommendation_type == "latest"
+    search = ImprovementSearch(
+        first, seed=advice.seed, max_trials=advice.max_trials, older_versions=not latest
     )
-    resolution = await driver.run(resolver)
+    best = (resolution, evaluation)
+    search_started = time.perf_counter()
+    deadline = search_started + advice.budget_seconds
+    while time.perf_counter() < deadline and (trial := search.propose()) is not None:
+        try:
+            tried = await attempt.run(trial)
+        except (NoSolution, ResolutionTooDeep, ProjectUnavailable, Undecidable):
+            # A trial is optional: what breaks it (an alternative no index can serve...) only
+            # means it is not a better resolution.
+            search.record(trial, None)
+            continue
+        scored = _scored(*tried)
+        search.record(trial, scored)
+        if search.best[1] is scored:
+            best = tried
+    resolution, evaluation = best
+    applied = [r.source for r in search.best[0].replace]
+    annotations: Annotations = pipeline.annotate(driver.graph(resolution), applied)
+    outcome = _outcome(driver, resolution, started)
+    outcome.advice = AdviceOutcome(
+        recommendation_type=pipeline.context.recommendation_type,
+        score=evaluation.score,
+        first_score=first.score,
+        justification=_unique(evaluation.justification + annotations.justification),
+        stack_info=_unique(boot.notes + annotations.stack_info),
+        advised_manifest_changes=annotations.advised_manifest_changes,
+        search=search.stats,
+        search_seconds=time.perf_counter() - search_started,
+        seed=advice.seed,
+    )
+    return outcome
+
+
+class _Attempt:
+    """One resolution of a trial, repeated while the rules learn something from the result."""
+
+    def __init__(
+        self,
+        driver: _Driver,
+        requirements: Sequence[str],
+        constraints: Sequence[str],
+        environment: Environment,
+        options: ResolverOptions,
+        pipeline: Pipeline,
+    ) -> None:
+        self.driver = driver
+        self.requirements = list(requirements)
+        self.constraints = list(constraints)
+        self.markers = dict(environment.markers)
+        self.options = options
+        self.pipeline = pipeline
+        self.skip = set(pipeline.skipped())
+        self.learned: dict[str, list[Veto]] = {}
+        self.drop_edges: set[tuple[str, str, str]] = set()
+        self.additions: list[str] = []
+
+    def vetoes_for(self, project: str) -> list[Veto]:
+        return [*self.pipeline.vetoes_for(project), *self.learned.get(project, ())]
+
+    async def run(self, trial: Trial) -> tuple[Resolution, Evaluation]:
+        for _ in range(_LEARNING_ROUNDS):
+            requirements = [trial.rewrite(r) for r in [*self.requirements, *self.additions]]
+            resolver = Resolver(
+                requirements,
+                constraints=[*self.constraints, *trial.constraints()],
+                environment=self.markers,
+                options=self.options,
+                vetoes=self.vetoes_for,
+                skip=self.skip,
+            )
+            resolution = await self.driver.run(resolver, trial, frozenset(self.drop_edges))
+            evaluation = self.pipeline.evaluate(self.driver.graph(resolution))
+            if evaluation.settled or not self._learn(evaluation):
+                return resolution, evaluation
+        return resolution, evaluation
+
+    def _learn(self, evaluation: Evaluation) -> bool:
+        """Take in what *evaluation* learned; False when all of it was known already."""
+        new = False
+        for veto in evaluation.vetoes:
+            key = f"{veto.source}:{sorted(c.text for c in veto.conditions)}"
+            if any(v.key == key for v in self.learned.get(next(iter(veto.projects)), ())):
+                continue
+            learned = Veto(veto.conditions, veto.reason, veto.source, key=key)
+            for project in veto.projects:
+                self.learned.setdefault(project, []).append(learned)
+            new = True
+        if not evaluation.skip <= self.skip:
+            self.skip |= evaluation.skip
+            new = True
+        if not evaluation.drop_edges <= self.drop_edges:
+            self.drop_edges |= evaluation.drop_edges
+            new = True
+        for requirement in evaluation.add:
+            if requirement not in self.additions:
+                self.additions.append(requirement)
+                new = True
+        return new
+
+
+def _scored(resolution: Resolution, evaluation: Evaluation) -> ScoredResolution:
+    return ScoredResolution(
+        score=evaluation.score,
+        pins=resolution.pins,
+        contributions=evaluation.contributions,
+        movable=evaluation.movable,
+        alternatives=evaluation.alternatives,
+    )
+
+
+def _names(requirements: Sequence[str]) -> list[str]:
+    names = []
+    for requirement in requirements:
+        try:
+            names.append(canonicalize_name(Requirement(requirement).name))
+        except InvalidRequirement:
+            continue
+    return names
+
+
+def _unique(notes: tuple[Note, ...]) -> tuple[Note, ...]:
+    return tuple(dict.fromkeys(notes))
+
+
+def _outcome(driver: _Driver, resolution: Resolution, started: float) -> ResolveOutcome:
     files = {
         project: _with_newer_unfit(driver.chosen[(project, _normal(version))], driver.unfit, project, version)
         for project, version in resolution.pins.items()

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Mapping
+import os
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 
@@ -22,6 +24,7 @@ from index_proxy.upstreams.base import Upstream
 from index_proxy.upstreams.folder import FolderUpstream
 from index_proxy.upstreams.http import HttpUpstream, make_http_client
 from index_proxy.upstreams.pip_index import pip_index_url
+from prescriptions import CompileCache, UnitIndex, load
 
 __all__ = ["Services", "open_services"]
 
@@ -39,6 +42,10 @@ class Services:
     analysis: AnalysisStore
     metrics: Metrics
     health: UpstreamHealth
+    prescriptions: UnitIndex | None = None
+    """The compiled rules of ``config.prescriptions``; None when none are configured."""
+    advisories_for: Callable[[Sequence[str]], Awaitable[Mapping[str, Sequence[Any]]]] | None = None
+    """Known security advisories of some projects; None when none were imported."""
 
 
 def make_upstream(index: IndexConfig, client: httpx.AsyncClient) -> Upstream:
@@ -46,6 +53,26 @@ def make_upstream(index: IndexConfig, client: httpx.AsyncClient) -> Upstream:
         return FolderUpstream(index)
     url = pip_index_url() if index.url == "pip" else index.url
     return HttpUpstream(index, url, client)
+
+
+def load_prescriptions(config: Config) -> UnitIndex | None:
+    """The configured rules, compiled (from the cache beside the blobs when unchanged).
+
+    :raises prescriptions.PrescriptionError: a rule file does not load; every problem is listed
+        with its file, line and key, and nothing starts with half of the rules.
+    """
+    if not config.prescriptions:
+        return None
+    blobs = config.storage.blobs
+    cache_dir = (
+        None if "://" in blobs else os.path.join(os.path.dirname(os.path.abspath(blobs)), "prescriptions")
+    )
+    loaded = load(config.prescriptions, cache=CompileCache(cache_dir)).check()
+    log.info(
+        "prescriptions loaded",
+        extra={"units": len(loaded.units), "instances": len(loaded.index), "from_cache": loaded.from_cache},
+    )
+    return loaded.index
 
 
 @contextlib.asynccontextmanager
@@ -73,7 +100,8 @@ async def open_services(config: Config, metrics: Metrics | None = None) -> Async
             )
         pages = PageService(config, upstreams, database, metrics, health, analysis=analysis)
         files = FileService(upstreams, database, blobs, pages, metrics, analysis)
-        yield Services(config, database, blobs, upstreams, pages, files, analysis, metrics, health)
+        rules = load_prescriptions(config)
+        yield Services(config, database, blobs, upstreams, pages, files, analysis, metrics, health, rules)
     finally:
         await client.aclose()
         await database.close()

@@ -22,7 +22,7 @@ class UnitIndex:
     reproducible.
     """
 
-    __slots__ = ("_by_package", "_units", "_unkeyed")
+    __slots__ = ("_by_kind", "_by_name", "_by_package", "_units", "_unkeyed")
 
     def __init__(self, compiled: Iterable[CompiledUnit]) -> None:
         self._units: tuple[CompiledUnit, ...] = tuple(compiled)
@@ -37,6 +37,12 @@ class UnitIndex:
             name: tuple(found) for name, found in by_package.items()
         }
         self._unkeyed: tuple[int, ...] = tuple(unkeyed)
+        by_kind: dict[str, list[int]] = {}
+        self._by_name: dict[str, int] = {}
+        for position, unit in enumerate(self._units):
+            by_kind.setdefault(unit.unit.kind, []).append(position)
+            self._by_name.setdefault(unit.unit.name, position)
+        self._by_kind: dict[str, tuple[int, ...]] = {kind: tuple(found) for kind, found in by_kind.items()}
 
     def __len__(self) -> int:
         return len(self._units)
@@ -61,6 +67,15 @@ class UnitIndex:
     def unkeyed(self) -> tuple[CompiledUnit, ...]:
         """Units not bound to one package (boots without match, index sieves, plain wraps...)."""
         return tuple(self._units[position] for position in self._unkeyed)
+
+    def of_kind(self, kind: str) -> tuple[CompiledUnit, ...]:
+        """Every instance of units of type *kind* (``"sieve.SkipPackage"``...), in load order."""
+        return tuple(self._units[position] for position in self._by_kind.get(kind, ()))
+
+    def named(self, name: str) -> CompiledUnit | None:
+        """The first instance of the unit with full name *name* (``namespace.Name``)."""
+        position = self._by_name.get(name)
+        return None if position is None else self._units[position]
 
     def for_package(self, name: str) -> tuple[CompiledUnit, ...]:
         """The units bound to package *name* (any spelling; it is normalized)."""

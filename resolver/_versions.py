@@ -103,6 +103,7 @@ class ProjectVersions:
         "_mode",
         "_plain",
         "_position",
+        "candidates",
         "hidden",
         "name",
         "preference",
@@ -147,6 +148,7 @@ class ProjectVersions:
         self.versions = np.empty(len(order), dtype=object)
         self.versions[:] = order
         self.strings = tuple(c.version for c in chosen)
+        self.candidates = tuple(chosen)
         self.requires_python = tuple(c.requires_python for c in chosen)
         self.prerelease = np.array([v.is_prerelease for v in order], dtype=bool)
         self.yanked = np.array([c.yanked for c in chosen], dtype=bool)

@@ -61,6 +61,10 @@ def _external(incompat: Incompatibility) -> str:
         )
     if kind == "unavailable":
         return f"the metadata of {_join(terms)} is unavailable ({incompat.reason})"
+    if kind == "vetoed":
+        if len(terms) == 1:
+            return f"{terms[0]} is ruled out by {incompat.dependency} ({incompat.reason})"
+        return f"{_join(terms)} are ruled out together by {incompat.dependency} ({incompat.reason})"
     if kind == "root-required":
         return "your requirements must be resolved"
     raise ValueError(f"not an external incompatibility kind: {kind!r}")

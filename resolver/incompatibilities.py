@@ -19,6 +19,7 @@ IncompatibilityKind = Literal[
     "constraint",  # a user constraint
     "requires-python",  # versions whose Requires-Python the environment does not satisfy
     "unavailable",  # a version whose metadata could not be had, with the app's reason
+    "vetoed",  # a rule (resolver.units.Veto) forbids these candidates together, with its reason
     "derived",  # learned from two others during conflict resolution
 ]
 """What an incompatibility says; every kind but ``"derived"`` is an external fact."""

@@ -42,6 +42,9 @@ class Candidate:
     requires_python: str | None = None
     yanked: bool = False
     preference: float = 0.0
+    index: str | None = None
+    """The name of the index the version is offered from (its best file's), for rules on indexes."""
+    index_url: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

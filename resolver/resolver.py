@@ -23,7 +23,7 @@ that ``a[x]`` and ``a`` always share a version.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from time import perf_counter
 
@@ -39,6 +39,7 @@ from resolver.errors import NoSolution, ResolutionTooDeep, ResolverUsageError
 from resolver.explain import report
 from resolver.incompatibilities import Incompatibility, IncompatibilityKind, Term
 from resolver.models import ROOT, Candidate, Request, Resolution, ResolverOptions, ResolverStats
+from resolver.units import Veto
 
 __all__ = ["Resolver"]
 
@@ -73,7 +74,9 @@ class Resolver:
     """Resolve ``requirements`` for one marker environment (all 11 PEP 508 keys).
 
     ``constraints`` restrict the versions of a project if it ends up in the graph and never add
-    it. The order of requirements and constraints does not change the result.
+    it. The order of requirements and constraints does not change the result. ``vetoes`` forbid
+    combinations of candidates (:class:`~resolver.units.Veto`); ``skip`` names projects dropped
+    from the graph with everything only they bring in (every requirement on them is ignored).
 
     :raises ResolverUsageError: for an incomplete environment, or a requirement or constraint
         that does not parse, is a direct URL, or whose marker cannot be evaluated.
@@ -86,8 +89,17 @@ class Resolver:
         constraints: Sequence[str | Requirement] = (),
         environment: Mapping[str, str],
         options: ResolverOptions = ResolverOptions(),  # noqa: B008 - frozen, so sharing is safe
+        vetoes: Sequence[Veto] | Callable[[str], Iterable[Veto]] = (),
+        skip: Iterable[str] = (),
     ) -> None:
         self._options = options
+        self._skip = frozenset(canonicalize_name(name) for name in skip)
+        self._vetoes: dict[str, list[Veto]] = {}
+        self._veto_keys: set[str] = set()
+        self._vetoes_for = vetoes if callable(vetoes) else None
+        if not callable(vetoes):
+            for veto in vetoes:
+                self._register_veto(veto)
         self._environment = check_environment(environment)
         self._python = python_version(self._environment)
         self._markers = MarkerEvaluator(self._environment)
@@ -120,7 +132,11 @@ class Resolver:
         self, requirements: Sequence[str | Requirement], constraints: Sequence[str | Requirement]
     ) -> None:
         """Parse, drop those whose marker fails, and sort, so that their order cannot matter."""
-        direct = [d for d in (self._parse(r, "requirement") for r in requirements) if self._holds(d)]
+        direct = [
+            d
+            for d in (self._parse(r, "requirement") for r in requirements)
+            if self._holds(d) and d.name not in self._skip
+        ]
         limits = [d for d in (self._parse(c, "constraint") for c in constraints) if self._holds(d)]
         self._root_dependencies = tuple(sorted(direct, key=Dependency.sort_key))
         self._constraints: dict[str, list[Dependency]] = {}
@@ -265,7 +281,9 @@ class Resolver:
                     [(package, True, [version, version + 1])], _Fact("unavailable", reason=known.reason)
                 )
                 return True
-            dependencies = [d for d in known if self._markers.for_extra(d, extra)]
+            dependencies = [
+                d for d in known if d.name not in self._skip and self._markers.for_extra(d, extra)
+            ]
         missing = sorted({d.name for d in dependencies} - self._projects.keys())
         if missing:
             self._waiting = [f"the candidates of {m}" for m in missing]
@@ -326,7 +344,39 @@ class Resolver:
             self._package_ids[key] = package
             if extra is None:
                 self._add_project_facts(package, versions)
+                self._add_vetoes(project)
         return package
+
+    def _register_veto(self, veto: Veto) -> None:
+        if veto.key:
+            if veto.key in self._veto_keys:
+                return
+            self._veto_keys.add(veto.key)
+        for project in veto.projects:
+            self._vetoes.setdefault(project, []).append(veto)
+
+    def _add_vetoes(self, project: str) -> None:
+        """The vetoes on ``project`` whose projects are all in the graph now, as incompatibilities."""
+        if self._vetoes_for is not None:
+            for veto in self._vetoes_for(project):
+                self._register_veto(veto)
+        for veto in self._vetoes.get(project, ()):
+            ids = [self._package_ids.get((other, None)) for other in sorted(veto.projects)]
+            if any(package is None for package in ids):
+                continue  # added when the last of its projects arrives
+            terms = []
+            for condition in veto.conditions:
+                versions = self._projects[condition.project]
+                mask = np.fromiter(
+                    (condition.accepts(c) for c in versions.candidates), dtype=bool, count=len(versions)
+                )
+                if not mask.any():
+                    break  # no candidate matches: the veto cannot apply
+                terms.append((self._package_ids[condition.project, None], True, mask_to_bounds(mask)))
+            else:
+                self._core.add_incompatibility(
+                    terms, _Fact("vetoed", dependency=veto.source, reason=veto.reason)
+                )
 
     def _add_project_facts(self, package: int, versions: ProjectVersions) -> None:
         for start, stop, requires_python in versions.python_incompatible_runs():

@@ -13,6 +13,7 @@ from typing import Any
 from packaging.utils import canonicalize_name
 
 from resolver import Candidate, NoSolution, Request, Resolution, Resolver, ResolverOptions
+from resolver.units import Veto
 
 Index = Mapping[str, Mapping[str, Mapping[str, Any]]]
 
@@ -69,6 +70,7 @@ def feed(resolver: Resolver, index: Index, request: Request) -> None:
                     requires_python=info.get("requires_python"),
                     yanked=bool(info.get("yanked", False)),
                     preference=float(info.get("preference", 0.0)),
+                    index=info.get("index"),
                 )
                 for version, info in releases.items()
             ],
@@ -88,6 +90,8 @@ def resolve(
     constraints: Sequence[str] = (),
     environment: Mapping[str, str] | None = None,
     options: ResolverOptions | None = None,
+    vetoes: Sequence[Veto] = (),
+    skip: Sequence[str] = (),
 ) -> Run:
     index = normalize_index(index)
     resolver = Resolver(
@@ -95,6 +99,8 @@ def resolve(
         constraints=constraints,
         environment={**DEFAULT_ENVIRONMENT, **(environment or {})},
         options=options or ResolverOptions(),
+        vetoes=vetoes,
+        skip=skip,
     )
     run_requests: list[Request] = []
     while True:

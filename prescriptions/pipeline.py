@@ -1,0 +1,604 @@
+"""Compiled units applied to one resolve request: the resolver's rules, scores and annotations.
+
+A :class:`Pipeline` is made per request from the loaded :class:`~prescriptions.UnitIndex` and
+the :class:`~prescriptions.context.RequestContext`. It only ever looks at the units of the
+packages the resolution reaches (plus the few bound to no package), and judges each unit's
+``should_include`` once. What each unit type becomes:
+
+- boot: :meth:`Pipeline.boot`, once, before resolving (abort or report);
+- sieve: :meth:`Pipeline.sieve` removes files (and so versions) before the solver sees them;
+  ``sieve.SkipPackage``: :meth:`Pipeline.skipped`, projects dropped with their subgraph;
+- step (``not_acceptable``), ``step.Group`` and stride (``not_acceptable``): resolver
+  :class:`~resolver.units.Veto` s, so a vetoed combination is never chosen whatever the order of
+  the search (:meth:`Pipeline.vetoes_for`); steps that depend on which package introduced another
+  (``package_version_from``) are checked on each resolution and learned as precise vetoes;
+- step (``score``) and known advisories: :meth:`Pipeline.evaluate` scores a complete resolution,
+  order-agnostically (a step's state is the rest of the resolution); pseudonyms become the
+  alternatives the improvement search tries;
+- ``step.SkipPackage`` / ``step.AddPackage`` with state: learned on a resolution, applied on the next;
+- wrap, ``wrap.GHReleaseNotes`` and stride reports: :meth:`Pipeline.annotate` on the result.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from packaging.utils import canonicalize_name
+from packaging.version import InvalidVersion, Version
+
+from prescriptions.compiler import CompiledUnit
+from prescriptions.context import RequestContext
+from prescriptions.gate import should_include
+from prescriptions.index import UnitIndex
+from prescriptions.model import Justification, Match, PackageVersion, StackInfo
+from resolver.models import Candidate
+from resolver.search import Replacement
+from resolver.units import Condition, Veto
+
+__all__ = [
+    "ADVISORY_PENALTY",
+    "AdvisoryLike",
+    "Annotations",
+    "BootOutcome",
+    "Evaluation",
+    "Note",
+    "Pipeline",
+    "ResolvedGraph",
+    "ResolvedPin",
+]
+
+
+def __dir__() -> list[str]:
+    return __all__
+
+
+ROOT = "<root>"
+
+#: Score per pinned version with a known advisory, by recommendation type (``security`` removes them).
+ADVISORY_PENALTY: Mapping[str, float] = {
+    "latest": 0.0,
+    "testing": 0.0,
+    "stable": -0.2,
+    "performance": -0.2,
+    "security": 0.0,
+}
+
+
+class AdvisoryLike(Protocol):
+    """What the pipeline needs of a security advisory (see :mod:`prescriptions.advisories`)."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def aliases(self) -> tuple[str, ...]: ...
+    @property
+    def summary(self) -> str: ...
+    @property
+    def link(self) -> str: ...
+    def affects(self, version: Version) -> bool: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Note:
+    """A justification or stack-info entry of the result, in Thoth's report shape."""
+
+    type: str
+    message: str
+    link: str
+    package_name: str | None = None
+    source: str = ""
+    advisory: str | None = None
+    cve_id: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"type": self.type, "message": self.message, "link": self.link}
+        for key in ("package_name", "advisory", "cve_id"):
+            if getattr(self, key) is not None:
+                data[key] = getattr(self, key)
+        if self.source:
+            data["source"] = self.source
+        return data
+
+
+@dataclass(frozen=True, slots=True)
+class ResolvedPin:
+    version: str
+    index: str | None = None
+    index_url: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ResolvedGraph:
+    """A complete resolution as the rules see it: each pin, and who requires each project."""
+
+    pins: Mapping[str, ResolvedPin]
+    introduced_by: Mapping[str, frozenset[str]]
+    """Project -> the pinned projects (or ``"<root>"``) whose requirements brought it in."""
+
+
+@dataclass(frozen=True, slots=True)
+class BootOutcome:
+    notes: tuple[Note, ...] = ()
+    abort: str | None = None
+    """Set when a boot's ``not_acceptable`` (or ``eager_stop_pipeline``) ends the request."""
+
+
+@dataclass(frozen=True, slots=True)
+class Evaluation:
+    """One resolution judged: its score and what the rules learned from it."""
+
+    score: float
+    contributions: Mapping[str, float]
+    movable: frozenset[str]
+    alternatives: tuple[Replacement, ...]
+    justification: tuple[Note, ...]
+    vetoes: tuple[Veto, ...] = ()
+    """Vetoes on this exact resolution from steps that depend on who introduced a package."""
+    skip: frozenset[str] = frozenset()
+    drop_edges: frozenset[tuple[str, str, str]] = frozenset()
+    """(parent, parent version, package): requirements of the parent on the package to drop."""
+    add: tuple[str, ...] = ()
+    """Requirements ``step.AddPackage`` asks for that the resolution lacks."""
+
+    @property
+    def settled(self) -> bool:
+        """Nothing learned: the resolution stands as it is."""
+        return not (self.vetoes or self.skip or self.drop_edges or self.add)
+
+
+@dataclass(frozen=True, slots=True)
+class Annotations:
+    justification: tuple[Note, ...] = ()
+    stack_info: tuple[Note, ...] = ()
+    advised_manifest_changes: tuple[Any, ...] = ()
+
+
+@dataclass
+class _Versions:
+    """Version strings parsed once per request."""
+
+    parsed: dict[str, Version | None] = field(default_factory=dict)
+
+    def __call__(self, text: str) -> Version | None:
+        if text not in self.parsed:
+            try:
+                self.parsed[text] = Version(text)
+            except InvalidVersion:
+                self.parsed[text] = None
+        return self.parsed[text]
+
+
+class Pipeline:
+    """The units of *index* that take part in a request described by *context*."""
+
+    def __init__(
+        self,
+        index: UnitIndex,
+        context: RequestContext,
+        *,
+        advisories: Mapping[str, Sequence[AdvisoryLike]] | None = None,
+    ) -> None:
+        self._index = index
+        self._context = context
+        self._advisories = {canonicalize_name(k): tuple(v) for k, v in (advisories or {}).items()}
+        self._included: dict[str, bool] = {}
+        self._for_package: dict[str, tuple[CompiledUnit, ...]] = {}
+        self._version = _Versions()
+        self._unkeyed = tuple(u for u in index.unkeyed if self.includes(u))
+        self._penalty = ADVISORY_PENALTY.get(context.recommendation_type, 0.0)
+        self._fired_sieves: dict[str, CompiledUnit] = {}
+
+    @property
+    def context(self) -> RequestContext:
+        return self._context
+
+    def add_advisories(self, advisories: Mapping[str, Sequence[AdvisoryLike]]) -> None:
+        """Known advisories of more projects (the app looks them up as projects come up)."""
+        for name, found in advisories.items():
+            self._advisories[canonicalize_name(name)] = tuple(found)
+
+    # -- should_include ------------------------------------------------------------------
+
+    def includes(self, compiled: CompiledUnit) -> bool:
+        """Whether the unit takes part, judged once per request (and per unit, not per instance)."""
+        name = compiled.unit.name
+        known = self._included.get(name)
+        if known is None:
+            self._included[name] = False  # a dependency cycle is not included
+            known = should_include(compiled.unit.should_include, self._context, self._depends_on)
+            self._included[name] = known
+        return known
+
+    def _depends_on(self, bucket: str, name: str) -> bool:
+        found = self._index.named(name)
+        return found is not None and found.unit.bucket == bucket and self.includes(found)
+
+    def units_for(self, project: str) -> tuple[CompiledUnit, ...]:
+        """The included instances bound to *project*, then those bound to no package."""
+        found = self._for_package.get(project)
+        if found is None:
+            keyed = tuple(u for u in self._index.for_package(project) if self.includes(u))
+            found = keyed + self._unkeyed
+            self._for_package[project] = found
+        return found
+
+    # -- before resolving ----------------------------------------------------------------
+
+    def boot(self, direct: Iterable[str]) -> BootOutcome:
+        names = {canonicalize_name(name) for name in direct}
+        notes: list[Note] = []
+        abort: str | None = None
+        boots = [u for u in self._unkeyed if u.unit.kind == "boot"]
+        for name in sorted(names):
+            boots.extend(
+                u for u in self._index.for_package(name) if u.unit.kind == "boot" and self.includes(u)
+            )
+        for compiled in boots:
+            run = compiled.unit.run
+            notes.extend(_stack_notes(run.stack_info, compiled))
+            stop = getattr(run, "not_acceptable", None) or getattr(run, "eager_stop_pipeline", None)
+            if stop and abort is None:
+                abort = f"{stop} ({compiled.unit.name})"
+        return BootOutcome(tuple(notes), abort)
+
+    def skipped(self) -> frozenset[str]:
+        """Projects every ``sieve.SkipPackage`` (and state-less ``step.SkipPackage``) drops."""
+        names = {
+            u.package
+            for u in self._index.of_kind("sieve.SkipPackage")
+            if u.package is not None and self.includes(u)
+        }
+        names.update(
+            u.package
+            for u in self._index.of_kind("step.SkipPackage")
+            if u.package is not None and u.match is not None and u.match.state is None and self.includes(u)
+        )
+        return frozenset(names)
+
+    def sieve(self, project: str, version: str, index: str | None, index_url: str | None) -> str | None:
+        """Why a file of *project* at *version* from *index* is removed; None when it stays."""
+        parsed = self._version(version)
+        if parsed is None:
+            return None
+        for compiled in self.units_for(project):
+            if compiled.unit.kind != "sieve" or compiled.match is None:
+                continue
+            matcher = compiled.match.package_version
+            if matcher is not None and _matches(matcher, project, parsed, index, index_url):
+                self._fired_sieves.setdefault(compiled.unit.name, compiled)
+                return f"removed by {compiled.unit.name}"
+        if self._context.recommendation_type == "security":
+            for advisory in self._advisories.get(project, ()):
+                if advisory.affects(parsed):
+                    return f"removed for security: {_advisory_title(advisory)}"
+        return None
+
+    def file_score(self, project: str, version: str, index: str | None, index_url: str | None) -> float:
+        """The score of state-less steps for one file: picks the preferred build of a version."""
+        parsed = self._version(version)
+        if parsed is None:
+            return 0.0
+        total = 0.0
+        for compiled in self.units_for(project):
+            score = getattr(compiled.unit.run, "score", None)
+            match = compiled.match
+            if compiled.unit.kind != "step" or score is None or match is None or match.state is not None:
+                continue
+            if match.package_version is not None and _matches(
+                match.package_version, project, parsed, index, index_url
+            ):
+                total += _clip(score)
+        return total
+
+    # -- during resolution ---------------------------------------------------------------
+
+    def vetoes_for(self, project: str) -> list[Veto]:
+        """The vetoes that involve *project* (the solver asks when the project enters the graph)."""
+        vetoes = []
+        for compiled in self.units_for(project):
+            veto = self._veto(compiled, project)
+            if veto is not None:
+                vetoes.append(veto)
+        return vetoes
+
+    def _veto(self, compiled: CompiledUnit, project: str) -> Veto | None:
+        unit, match = compiled.unit, compiled.match
+        run = unit.run
+        reason = getattr(run, "not_acceptable", None) or getattr(run, "eager_stop_pipeline", None)
+        if not reason or match is None:
+            return None
+        state = match.state
+        conditions: list[Condition] = []
+        if unit.kind in ("step", "step.Group"):
+            if state is not None and state.package_version_from:
+                return None  # depends on who introduced the package: checked on each resolution
+            if match.package_version is None:
+                return None
+            conditions.append(self._condition(match.package_version, project))
+        elif unit.kind != "stride" or state is None:
+            return None
+        if state is not None:
+            for dependency in state.resolved_dependencies:
+                if dependency.name is None:
+                    return None
+                conditions.append(self._condition(dependency, dependency.name))
+        if not conditions:
+            return None
+        return Veto(
+            tuple(conditions),
+            reason,
+            unit.name,
+            key=f"{unit.name}:{match.key}:{project}"
+            if compiled.package is None
+            else f"{unit.name}:{match.key}",
+        )
+
+    def _condition(self, matcher: PackageVersion, project: str) -> Condition:
+        name = matcher.name or project
+        version = self._version
+
+        def accepts(candidate: Candidate) -> bool:
+            parsed = version(candidate.version)
+            return parsed is not None and _matches(
+                matcher, name, parsed, candidate.index, candidate.index_url
+            )
+
+        text = name + (str(matcher.version) if matcher.version is not None else "")
+        if matcher.index_url is not None:
+            text += (
+                f" from {'an index other than ' if matcher.index_url.negated else ''}{matcher.index_url.url}"
+            )
+        return Condition(name, accepts, text)
+
+    # -- on a complete resolution --------------------------------------------------------
+
+    def evaluate(self, graph: ResolvedGraph) -> Evaluation:
+        """Score *graph* and learn what it must change (vetoes, skips, additions)."""
+        contributions: dict[str, float] = {}
+        movable: set[str] = set()
+        notes: list[Note] = []
+        alternatives: list[Replacement] = []
+        vetoes: list[Veto] = []
+        skip: set[str] = set()
+        drops: set[tuple[str, str, str]] = set()
+        add: list[str] = []
+        for project, pin in sorted(graph.pins.items()):
+            parsed = self._version(pin.version)
+            if parsed is None:
+                continue
+            for compiled in self.units_for(project):
+                unit, match = compiled.unit, compiled.match
+                if match is None or unit.kind not in (
+                    "step",
+                    "step.SkipPackage",
+                    "step.AddPackage",
+                    "pseudonym",
+                ):
+                    continue
+                matcher = match.package_version
+                if matcher is None or not _matches(matcher, project, parsed, pin.index, pin.index_url):
+                    continue
+                run: Any = unit.run
+                if unit.kind == "pseudonym":
+                    alternatives.append(_replacement(compiled, project, pin.version))
+                    continue
+                if unit.kind == "step" and getattr(run, "score", None) is not None:
+                    movable.add(project)
+                parents = self._state_holds(match, project, graph)
+                if parents is None:
+                    continue
+                if unit.kind == "step.SkipPackage":
+                    if match.state is not None and match.state.package_version_from:
+                        drops.update((parent, graph.pins[parent].version, project) for parent in parents)
+                    else:
+                        skip.add(project)
+                    notes.extend(_stack_notes(run.stack_info, compiled))
+                    continue
+                if unit.kind == "step.AddPackage":
+                    added = run.add_package
+                    if added is not None and added.name and canonicalize_name(added.name) not in graph.pins:
+                        add.append(f"{added.name}{added.locked_version or ''}")
+                        notes.extend(_stack_notes(run.stack_info, compiled))
+                    continue
+                reason = run.not_acceptable or run.eager_stop_pipeline
+                if reason:
+                    # Only steps on who introduced a package get here (others are solver vetoes).
+                    conditions = [_exact(project, pin.version)]
+                    conditions.extend(
+                        _exact(parent, graph.pins[parent].version) for parent in sorted(parents)
+                    )
+                    vetoes.append(Veto(tuple(conditions), reason, unit.name))
+                    continue
+                if run.score is not None:
+                    contributions[project] = contributions.get(project, 0.0) + _clip(run.score)
+                notes.extend(_justification_notes(run.justification, compiled))
+                notes.extend(_stack_notes(run.stack_info, compiled))
+            for advisory in self._advisories.get(project, ()):
+                if advisory.affects(parsed):
+                    movable.add(project)
+                    contributions[project] = contributions.get(project, 0.0) + self._penalty
+                    notes.append(_advisory_note(advisory, project, pin.version))
+        score = sum(contributions.values())
+        return Evaluation(
+            score=score,
+            contributions=contributions,
+            movable=frozenset(movable),
+            alternatives=tuple(sorted(set(alternatives))),
+            justification=tuple(notes),
+            vetoes=tuple(vetoes),
+            skip=frozenset(skip),
+            drop_edges=frozenset(drops),
+            add=tuple(dict.fromkeys(add)),
+        )
+
+    def _state_holds(self, match: Match, project: str, graph: ResolvedGraph) -> frozenset[str] | None:
+        """None when the match's state does not hold in *graph*; else the introducing parents it named."""
+        state = match.state
+        if state is None:
+            return frozenset()
+        for dependency in state.resolved_dependencies:
+            if not self._pinned_matches(dependency, graph):
+                return None
+        if not state.package_version_from:
+            return frozenset()
+        introducers = graph.introduced_by.get(project, frozenset())
+        parents = set()
+        for dependency in state.package_version_from:
+            if dependency.name is None or dependency.name not in introducers:
+                return None
+            if not self._pinned_matches(dependency, graph):
+                return None
+            parents.add(dependency.name)
+        if not state.package_version_from_allow_other and introducers - parents:
+            return None
+        return frozenset(parents)
+
+    def _pinned_matches(self, matcher: PackageVersion, graph: ResolvedGraph) -> bool:
+        if matcher.name is None:
+            return False
+        pin = graph.pins.get(matcher.name)
+        if pin is None:
+            return False
+        parsed = self._version(pin.version)
+        return parsed is not None and _matches(matcher, matcher.name, parsed, pin.index, pin.index_url)
+
+    def annotate(self, graph: ResolvedGraph, pseudonyms: Iterable[str] = ()) -> Annotations:
+        """The report on the final resolution (each unit once): what the sieves that removed
+        something, the *pseudonyms* (unit names) applied, the strides and wraps say."""
+        justification: list[Note] = []
+        stack_info: list[Note] = []
+        changes: list[Any] = []
+        seen: set[str] = set()
+        for compiled in self._fired_sieves.values():
+            stack_info.extend(_stack_notes(compiled.unit.run.stack_info, compiled))
+        for name in dict.fromkeys(pseudonyms):
+            found = self._index.named(name)
+            if found is not None:
+                stack_info.extend(_stack_notes(found.unit.run.stack_info, found))
+        candidates = list(self._unkeyed)
+        for project in sorted(graph.pins):
+            candidates.extend(u for u in self.units_for(project) if u.package is not None)
+        for compiled in candidates:
+            unit, match = compiled.unit, compiled.match
+            if unit.kind not in ("wrap", "wrap.GHReleaseNotes", "stride") or unit.name in seen:
+                continue
+            if match is not None and self._state_holds(match, "", graph) is None:
+                continue
+            run: Any = unit.run
+            if unit.kind == "stride" and (run.not_acceptable or run.eager_stop_pipeline):
+                continue
+            seen.add(unit.name)
+            stack_info.extend(_stack_notes(run.stack_info, compiled))
+            if unit.kind == "wrap":
+                justification.extend(_justification_notes(run.justification, compiled))
+                if run.advised_manifest_changes:
+                    changes.extend(run.advised_manifest_changes)
+            elif unit.kind == "wrap.GHReleaseNotes" and run.release_notes is not None and match is not None:
+                justification.extend(_release_notes(compiled, graph))
+        return Annotations(tuple(justification), tuple(stack_info), tuple(changes))
+
+
+def _matches(
+    matcher: PackageVersion, project: str, version: Version, index: str | None, index_url: str | None
+) -> bool:
+    if matcher.name is not None and matcher.name != project:
+        return False
+    if matcher.version is not None and not matcher.version.specifier.contains(version, prereleases=True):
+        return False
+    if matcher.develop:
+        return False  # index-proxy resolves no editable (develop) packages
+    if matcher.index_url is not None:
+        wanted = matcher.index_url.url
+        # Thoth names an index by its URL; index-proxy also by its name in the config.
+        same = wanted == index or (index_url is not None and _same_url(wanted, index_url))
+        return same != matcher.index_url.negated
+    return True
+
+
+def _same_url(first: str, second: str) -> bool:
+    return first.rstrip("/") == second.rstrip("/")
+
+
+def _exact(project: str, version: str) -> Condition:
+    def accepts(candidate: Candidate) -> bool:
+        return candidate.version == version
+
+    return Condition(project, accepts, f"{project}=={version}")
+
+
+def _clip(score: float) -> float:
+    return max(-1.0, min(1.0, score))
+
+
+def _replacement(compiled: CompiledUnit, project: str, version: str) -> Replacement:
+    run: Any = compiled.unit.run
+    target = run.yield_package
+    if run.yield_matched_version:
+        yielded: str | None = version
+    elif target.locked_version:
+        yielded = target.locked_version.lstrip("=")
+    else:
+        yielded = None
+    return Replacement(project, canonicalize_name(target.name or project), yielded, compiled.unit.name)
+
+
+def _stack_notes(entries: Sequence[StackInfo], compiled: CompiledUnit) -> list[Note]:
+    return [Note(e.type, e.message, e.url, source=compiled.unit.name) for e in entries]
+
+
+def _justification_notes(entries: Sequence[Justification], compiled: CompiledUnit) -> list[Note]:
+    return [
+        Note(
+            e.type,
+            e.message,
+            e.url,
+            package_name=e.package_name,
+            source=compiled.unit.name,
+            advisory=e.advisory,
+            cve_id=e.cve_id,
+        )
+        for e in entries
+    ]
+
+
+def _release_notes(compiled: CompiledUnit, graph: ResolvedGraph) -> list[Note]:
+    run: Any = compiled.unit.run
+    notes = run.release_notes
+    match = compiled.match
+    assert match is not None and match.state is not None
+    name = match.state.resolved_dependencies[0].name
+    pin = graph.pins.get(name or "")
+    if pin is None:
+        return []
+    prefix = notes.tag_version_prefix or ""
+    link = f"https://github.com/{notes.organization}/{notes.repository}/releases/tag/{prefix}{pin.version}"
+    return [
+        Note(
+            "INFO",
+            f"Release notes for {name} {pin.version}",
+            link,
+            package_name=name,
+            source=compiled.unit.name,
+        )
+    ]
+
+
+def _advisory_title(advisory: AdvisoryLike) -> str:
+    cves = [alias for alias in advisory.aliases if alias.startswith("CVE-")]
+    return advisory.id + (f" ({', '.join(cves)})" if cves else "")
+
+
+def _advisory_note(advisory: AdvisoryLike, project: str, version: str) -> Note:
+    cves = [alias for alias in advisory.aliases if alias.startswith("CVE-")]
+    summary = f": {advisory.summary}" if advisory.summary else ""
+    return Note(
+        "WARNING",
+        f"{project} {version} has a known vulnerability, {_advisory_title(advisory)}{summary}",
+        advisory.link,
+        package_name=project,
+        source="advisories",
+        advisory=advisory.id,
+        cve_id=cves[0] if cves else None,
+    )
