@@ -208,6 +208,7 @@ def _lock(args: argparse.Namespace) -> int:
             output=args.output,
             dev=args.dev,
             constraints=tuple(Path(c) for c in args.constraints or ()),
+            scan=Path(args.scan) if args.scan else None,
         )
     )
 
@@ -441,6 +442,12 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         metavar="FILE",
         help="a constraints file (requirement lines that limit versions without adding packages); repeatable",
+    )
+    lock.add_argument(
+        "--scan",
+        metavar="SRC_DIR",
+        help="also send which libraries and names the code under SRC_DIR uses (read with ast, never run), "
+        "for rules that apply to code using them",
     )
     lock.set_defaults(handler=_lock)
     _add_prescriptions_parser(commands)
