@@ -134,10 +134,9 @@ class Advisory:
     versions: tuple[Version, ...] = ()
     # What was left out and why, e.g. a version text that is not PEP 440; never fatal.
     problems: tuple[str, ...] = ()
-    _listed: frozenset[Version] = field(default=frozenset(), repr=False, compare=False)
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "_listed", frozenset(self.versions))
+    # ``versions`` as a set, made on the first ``affects``: hashing thousands of versions is most of
+    # the cost of loading a popular project's advisories, and many are never asked about.
+    _listed: frozenset[Version] | None = field(default=None, repr=False, compare=False)
 
     @property
     def cves(self) -> tuple[str, ...]:
@@ -153,7 +152,11 @@ class Advisory:
     def affects(self, version: Version) -> bool:
         if self.withdrawn is not None:
             return False
-        if version in self._listed:
+        listed = self._listed
+        if listed is None:
+            listed = frozenset(self.versions)
+            object.__setattr__(self, "_listed", listed)
+        if version in listed:
             return True
         return any(version_range.contains(version) for version_range in self.ranges)
 

@@ -96,6 +96,8 @@ async def test_import_is_idempotent_and_newer_records_replace_older(store: Advis
     newer = edited(numpy, ("fixed: 1.10.0", "fixed: 1.11.0"), later=True)
     older = edited(numpy, ("fixed: 1.10.0", "fixed: 1.9.1"), later=False)
     assert await store.import_records([older]) == ImportStats(unchanged=1)
+    # Looked up (and so kept parsed in memory) before the update: the update must still show.
+    assert (await store.for_projects(["numpy"]))["numpy"][1].version_range == ">=1.9.0,<1.10.0"
     assert await store.import_records([newer]) == ImportStats(updated=1)
     (stored,) = (await store.for_projects(["numpy"]))["numpy"][1:]
     assert stored.id == "PYSEC-2021-855"

@@ -48,8 +48,14 @@ class ImportStats:
 
 
 class AdvisoryStore:
-    def __init__(self, database: Database) -> None:
+    """Advisories by package. Parsed advisories are kept in memory, keyed by (id, package, modified),
+    so a resolve pays for the query, not for parsing thousands of version texts again; an import
+    that changes a record changes its ``modified`` and so its key."""
+
+    def __init__(self, database: Database, *, cache_size: int = 20_000) -> None:
         self.database = database
+        self._parsed: dict[tuple[str, str, float], Advisory] = {}
+        self._cache_size = cache_size
 
     async def import_records(self, records: Iterable[OsvRecord]) -> ImportStats:
         """Upsert records by id; the newest ``modified`` wins. Idempotent."""
@@ -126,14 +132,23 @@ class AdvisoryStore:
         found: dict[str, list[Advisory]] = {}
         if not wanted:
             return found
-        query = select(AdvisoryRow.advisory).where(AdvisoryRow.package.in_(wanted))
+        query = select(AdvisoryRow.id, AdvisoryRow.package, AdvisoryRow.modified, AdvisoryRow.advisory).where(
+            AdvisoryRow.package.in_(wanted)
+        )
         if not include_withdrawn:
             query = query.where(AdvisoryRow.withdrawn.is_(False))
         async with self.database.sessions() as session:
             result = await session.execute(query.order_by(AdvisoryRow.package, AdvisoryRow.id))
-            for text in result.scalars():
+            rows = result.all()
+        for record_id, package, modified, text in rows:
+            key = (record_id, package, modified)
+            advisory = self._parsed.get(key)
+            if advisory is None:
                 advisory = Advisory.from_json(json.loads(text))
-                found.setdefault(advisory.package, []).append(advisory)
+                if len(self._parsed) >= self._cache_size:
+                    self._parsed.clear()  # rare (the whole PyPA database is ~3,000): start over
+                self._parsed[key] = advisory
+            found.setdefault(package, []).append(advisory)
         return found
 
     async def count(self) -> int:
