@@ -330,7 +330,8 @@ def _run(options: LockOptions, out: TextIO, err: TextIO) -> int:
         request["library_usage"] = library_usage
         names = sum(len(used) for used in library_usage.values())
         print(
-            f"sending the usage of {len(library_usage)} libraries ({names} names) from {options.scan}",
+            f"sending the usage of {len(library_usage)} librar{'y' if len(library_usage) == 1 else 'ies'} "
+            f"({names} names) from {options.scan}",
             file=info,
         )
 
