@@ -208,6 +208,7 @@ def _lock(args: argparse.Namespace) -> int:
             output=args.output,
             dev=args.dev,
             constraints=tuple(Path(c) for c in args.constraints or ()),
+            scan=Path(args.scan) if args.scan else None,
         )
     )
 
@@ -242,6 +243,115 @@ def _prescriptions_check(args: argparse.Namespace) -> int:
         return 1
     print(f"{len(result.units)} unit(s) in {files} file(s): no problems", file=sys.stderr)
     return 0
+
+
+def _advisories_import(args: argparse.Namespace) -> int:
+    """``advisories import PATH``: OSV files into the store; every valid file is kept.
+
+    Exit status 0 when every file was valid, 1 when some were not (the valid ones are imported all
+    the same), 2 for a path that cannot be read or holds no OSV files.
+    """
+    import asyncio
+
+    from index_proxy.advisory_files import UnreadableSource, read_advisory_files
+    from index_proxy.store.advisories import AdvisoryStore, ImportStats
+    from index_proxy.store.db import Database
+
+    config = _load(args.config)
+    try:
+        found = read_advisory_files(Path(args.path))
+    except UnreadableSource as error:
+        print(f"index-proxy advisories import: {error}", file=sys.stderr)
+        return 2
+    if not found.files:
+        print(f"index-proxy advisories import: no .json, .yaml or .yml files in {args.path}", file=sys.stderr)
+        return 2
+
+    async def run() -> tuple[ImportStats, int]:
+        database = Database(config.storage.database)
+        try:
+            await database.migrate()
+            store = AdvisoryStore(database)
+            stats = await store.import_records(found.records)
+            return stats, await store.count()
+        finally:
+            await database.close()
+
+    stats, stored = asyncio.run(run())
+    warnings = [problem for record in found.records for a in record.advisories for problem in a.problems]
+    for problem in warnings:
+        print(f"warning: {problem}", file=sys.stderr)
+    for error in found.invalid:
+        print(f"invalid: {error}", file=sys.stderr)
+    print(
+        f"{found.files} file(s): {stats.new} new, {stats.updated} updated, "
+        f"{stats.unchanged} unchanged, {stats.not_pypi} not about PyPI packages, "
+        f"{len(found.invalid)} invalid; {len(warnings)} version text(s) ignored; "
+        f"{stored} advisories stored (one per record and package)"
+    )
+    return 1 if found.invalid else 0
+
+
+def _advisories_show(args: argparse.Namespace) -> int:
+    """``advisories show PROJECT [VERSION]``: the stored advisories of a project (affecting VERSION)."""
+    import asyncio
+
+    from packaging.version import InvalidVersion, Version
+
+    from index_proxy.store.advisories import AdvisoryStore
+    from index_proxy.store.db import Database
+    from prescriptions.advisories import Advisory
+
+    version: Version | None = None
+    if args.version is not None:
+        try:
+            version = Version(args.version)
+        except InvalidVersion:
+            print(f"index-proxy advisories show: {args.version!r} is not a PEP 440 version", file=sys.stderr)
+            return 2
+    config = _load(args.config)
+
+    async def run() -> list[Advisory]:
+        database = Database(config.storage.database)
+        try:
+            await database.migrate()
+            found = await AdvisoryStore(database).for_projects([args.project], include_withdrawn=True)
+            return [advisory for advisories in found.values() for advisory in advisories]
+        finally:
+            await database.close()
+
+    advisories = asyncio.run(run())
+    if version is not None:
+        advisories = [advisory for advisory in advisories if advisory.affects(version)]
+    what = args.project if version is None else f"{args.project} {version}"
+    if not advisories:
+        print(f"{what}: no advisories" + (" affect it" if version is not None else " stored"))
+        return 0
+    print(f"{what}: {len(advisories)} advisor{'y' if len(advisories) == 1 else 'ies'}")
+    for advisory in advisories:
+        names = ", ".join(alias for alias in advisory.aliases) or "-"
+        state = " (withdrawn)" if advisory.withdrawn is not None else ""
+        print(f"{advisory.id}{state}  [{names}]  affected: {advisory.version_range}")
+        print(f"    {advisory.title}")
+        print(f"    {advisory.link}")
+    return 0
+
+
+def _add_advisories_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    advisories = commands.add_parser("advisories", help="security advisories (OSV records) in the store")
+    actions = advisories.add_subparsers(dest="action", required=True)
+    importing = actions.add_parser(
+        "import",
+        help="import OSV files (the PyPA advisory database's format); exit 1 if any file was invalid",
+    )
+    importing.add_argument("path", metavar="PATH", help="a folder tree, a .zip or a .tar.gz of OSV files")
+    importing.add_argument("--config", help="YAML config file whose storage.database receives them")
+    importing.set_defaults(handler=_advisories_import)
+    show = actions.add_parser("show", help="list the stored advisories of a project")
+    show.add_argument("project", metavar="PROJECT")
+    show.add_argument("version", nargs="?", metavar="VERSION", help="only advisories affecting this version")
+    show.add_argument("--config", help="YAML config file (the database to read)")
+    show.set_defaults(handler=_advisories_show)
 
 
 def _add_prescriptions_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -333,8 +443,15 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FILE",
         help="a constraints file (requirement lines that limit versions without adding packages); repeatable",
     )
+    lock.add_argument(
+        "--scan",
+        metavar="SRC_DIR",
+        help="also send which libraries and names the code under SRC_DIR uses (read with ast, never run), "
+        "for rules that apply to code using them",
+    )
     lock.set_defaults(handler=_lock)
     _add_prescriptions_parser(commands)
+    _add_advisories_parser(commands)
     return parser
 
 

@@ -24,6 +24,7 @@ import httpx
 import tomli_w
 
 from index_proxy.client.detect import detect_environment
+from index_proxy.client.scan import LibraryUsage, scan_source
 from resolver.environment import Environment, InvalidEnvironment
 from resolver.manifests import InvalidManifest, ManifestFormat, parse_manifest
 
@@ -39,6 +40,7 @@ __all__ = [
     "manifest_format",
     "read_constraints",
     "run_lock",
+    "scan_library_usage",
     "without_dev",
 ]
 
@@ -70,6 +72,7 @@ class LockOptions:
     output: str | None = None  # a file, a directory, or "-" for stdout
     dev: bool = False
     constraints: tuple[Path, ...] = ()
+    scan: Path | None = None  # source tree whose library usage is sent (``--scan``)
 
 
 # --- input --------------------------------------------------------------------------------------
@@ -136,6 +139,20 @@ def load_environment(path: Path) -> dict[str, Any]:
         raise LockFailed(_problems(path, error.problems)) from error
     assert isinstance(data, dict)  # from_json accepts mappings only
     return data
+
+
+def scan_library_usage(root: Path, err: TextIO) -> LibraryUsage:
+    """The ``library_usage`` of the code under *root*; files that do not parse are named on *err*."""
+    if not root.exists():
+        raise LockFailed(f"--scan {root}: no such file or directory")
+    result = scan_source(root)
+    for problem in result.problems:
+        print(f"index-proxy lock: --scan: {problem}", file=err)
+    if result.files == 0:
+        raise LockFailed(
+            f"--scan {root}: no .py files there (virtual environments and hidden directories are skipped)"
+        )
+    return result.usage
 
 
 def _read_text(path: Path, what: str) -> str:
@@ -296,22 +313,29 @@ def _run(options: LockOptions, out: TextIO, err: TextIO) -> int:
         environment = load_environment(options.environment)
     else:
         environment = detect_environment()
+    library_usage = None if options.scan is None else scan_library_usage(options.scan, err)
     server = (options.server or os.environ.get("INDEX_PROXY_URL") or DEFAULT_SERVER).rstrip("/")
     url = f"{server}/api/v1/resolve"
     # With the lock going to stdout, everything else goes to stderr so the lock can be piped.
     info = err if None in destinations.values() else out
     machine = f"the machine in {options.environment}" if options.environment else "this machine"
     print(f"locking {manifest} for {machine} ({_describe(environment)}) at {server}", file=info)
+    request: dict[str, Any] = {
+        "manifest": {"format": kind, "text": text},
+        "environment": environment,
+        "formats": list(formats),
+        "constraints": constraints,
+    }
+    if library_usage is not None:
+        request["library_usage"] = library_usage
+        names = sum(len(used) for used in library_usage.values())
+        print(
+            f"sending the usage of {len(library_usage)} librar{'y' if len(library_usage) == 1 else 'ies'} "
+            f"({names} names) from {options.scan}",
+            file=info,
+        )
 
-    response = _post(
-        url,
-        {
-            "manifest": {"format": kind, "text": text},
-            "environment": environment,
-            "formats": list(formats),
-            "constraints": constraints,
-        },
-    )
+    response = _post(url, request)
     body = _answer(response, url)
     message = body.get("error") if isinstance(body, Mapping) else None
     if response.status_code == 422:

@@ -5,7 +5,15 @@ from __future__ import annotations
 from sqlalchemy import Boolean, Float, Index, Integer, LargeBinary, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-__all__ = ["AnalysisFactsRow", "AnalysisJobRow", "Base", "FileRow", "GuardEventRow", "UpstreamPageRow"]
+__all__ = [
+    "AdvisoryRow",
+    "AnalysisFactsRow",
+    "AnalysisJobRow",
+    "Base",
+    "FileRow",
+    "GuardEventRow",
+    "UpstreamPageRow",
+]
 
 
 class Base(DeclarativeBase):
@@ -96,3 +104,21 @@ class AnalysisFactsRow(Base):
     broken: Mapped[bool] = mapped_column(Boolean)
     mis_tagged: Mapped[bool] = mapped_column(Boolean)
     facts: Mapped[str] = mapped_column(Text)
+
+
+class AdvisoryRow(Base):
+    """One security advisory (an OSV record) as it applies to one package.
+
+    A record naming several packages has one row each, all with its id and ``modified`` time; an
+    import replaces all of a record's rows at once when its ``modified`` is newer.
+    """
+
+    __tablename__ = "advisories"
+    __table_args__ = (Index("ix_advisories_package", "package"),)
+
+    id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    package: Mapped[str] = mapped_column(String(300), primary_key=True)
+    modified: Mapped[float] = mapped_column(Float)  # the record's ``modified``, seconds since the epoch
+    withdrawn: Mapped[bool] = mapped_column(Boolean)
+    imported_at: Mapped[float] = mapped_column(Float)
+    advisory: Mapped[str] = mapped_column(Text)  # prescriptions.advisories.Advisory.to_json()
