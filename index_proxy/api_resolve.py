@@ -169,7 +169,7 @@ def _advice(services: Services, request: AdviceRequest) -> Advice | None:
     """The rules of this request; None (plain resolution) when there is nothing to apply."""
     rules = services.prescriptions
     advisories = services.advisories_for
-    if rules is None and request.context.recommendation_type == "latest" and advisories is None:
+    if rules is None and advisories is None:
         return None
     budget = (
         services.config.server.search_budget if request.budget_seconds is None else request.budget_seconds

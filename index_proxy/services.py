@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -17,6 +18,7 @@ from index_proxy.files import FileService
 from index_proxy.metrics import Metrics
 from index_proxy.pages import PageService
 from index_proxy.status import UpstreamHealth
+from index_proxy.store.advisories import AdvisoryStore
 from index_proxy.store.analysis import AnalysisStore
 from index_proxy.store.blobs import FolderBlobStore
 from index_proxy.store.db import Database
@@ -53,6 +55,30 @@ def make_upstream(index: IndexConfig, client: httpx.AsyncClient) -> Upstream:
         return FolderUpstream(index)
     url = pip_index_url() if index.url == "pip" else index.url
     return HttpUpstream(index, url, client)
+
+
+class KnownAdvisories:
+    """The advisory store as resolutions ask it: no query at all while none are imported.
+
+    Imports come from another process (``index-proxy advisories import``), so whether the store
+    is empty is looked at again after :attr:`RECHECK` seconds.
+    """
+
+    RECHECK = 30.0
+
+    def __init__(self, store: AdvisoryStore) -> None:
+        self.store = store
+        self._known_empty_until = 0.0
+
+    async def for_projects(self, names: Sequence[str]) -> Mapping[str, Sequence[Any]]:
+        now = time.monotonic()
+        if now < self._known_empty_until:
+            return {}
+        if await self.store.count() == 0:
+            self._known_empty_until = now + self.RECHECK
+            return {}
+        self._known_empty_until = 0.0
+        return await self.store.for_projects(names)
 
 
 def load_prescriptions(config: Config) -> UnitIndex | None:
@@ -101,7 +127,20 @@ async def open_services(config: Config, metrics: Metrics | None = None) -> Async
         pages = PageService(config, upstreams, database, metrics, health, analysis=analysis)
         files = FileService(upstreams, database, blobs, pages, metrics, analysis)
         rules = load_prescriptions(config)
-        yield Services(config, database, blobs, upstreams, pages, files, analysis, metrics, health, rules)
+        advisories = KnownAdvisories(AdvisoryStore(database))
+        yield Services(
+            config,
+            database,
+            blobs,
+            upstreams,
+            pages,
+            files,
+            analysis,
+            metrics,
+            health,
+            rules,
+            advisories.for_projects,
+        )
     finally:
         await client.aclose()
         await database.close()
