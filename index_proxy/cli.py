@@ -209,8 +209,17 @@ def _lock(args: argparse.Namespace) -> int:
             dev=args.dev,
             constraints=tuple(Path(c) for c in args.constraints or ()),
             scan=Path(args.scan) if args.scan else None,
+            recommendation_type=args.recommendation_type,
+            labels=tuple(args.labels or ()),
         )
     )
+
+
+def _label(text: str) -> tuple[str, str]:
+    key, equals, value = text.partition("=")
+    if not equals or not key:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    return key, value
 
 
 def _prescriptions_check(args: argparse.Namespace) -> int:
@@ -448,6 +457,19 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SRC_DIR",
         help="also send which libraries and names the code under SRC_DIR uses (read with ast, never run), "
         "for rules that apply to code using them",
+    )
+    lock.add_argument(
+        "--recommendation-type",
+        choices=("latest", "stable", "testing", "performance", "security"),
+        help="how prescriptions and known advisories choose among valid resolutions (default: latest)",
+    )
+    lock.add_argument(
+        "--label",
+        dest="labels",
+        action="append",
+        type=_label,
+        metavar="KEY=VALUE",
+        help="a request label, for prescriptions gated on labels; repeatable",
     )
     lock.set_defaults(handler=_lock)
     _add_prescriptions_parser(commands)

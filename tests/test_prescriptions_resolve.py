@@ -7,6 +7,9 @@ index choices, boots, wraps and library-usage warnings, with their justification
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,6 +17,7 @@ from typing import Any
 import pytest
 import yaml
 from resolve_support import pins_of, post_resolve, this_machine
+from support.clients import client_env
 from support.proxy import RunningProxy, free_port, start_proxy
 from support.upstream import UpstreamServer
 from support.wheels import build_wheel
@@ -228,3 +232,26 @@ def test_bad_advice_fields_are_rejected_with_the_key(setup: Setup) -> None:
         response = post_resolve(setup.proxy, {"requirements": ["numpy"], "environment": cpu(), **extra})
         assert response.status_code == 400, (extra, response.text)
         assert key in response.json()["error"]
+
+
+def test_lock_scan_through_the_proxy_prints_the_warning(setup: Setup, tmp_path: Path) -> None:
+    project = tmp_path / "project"
+    (project / "src").mkdir(parents=True)
+    (project / "requirements.in").write_text("numpy\n")
+    (project / "machine.json").write_text(json.dumps(cpu()))
+    (project / "src" / "tool.py").write_text("import tempfile\nname = tempfile.mktemp()\n")
+    command = [sys.executable, "-m", "index_proxy", "lock", "--server", setup.proxy.url]
+    command += ["--environment", "machine.json", "--scan", "src", "--recommendation-type", "stable"]
+    done = subprocess.run(
+        command,
+        cwd=project,
+        env=client_env(tmp_path / "home", {"PYTHONPATH": str(RULES.parents[1])}),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "advice (stable)" in done.stdout
+    assert "WARNING: tempfile.mktemp() is insecure" in done.stdout
+    assert (project / "requirements.txt").read_text().startswith("#")

@@ -239,3 +239,19 @@ def test_lock_scan_of_a_missing_or_empty_directory(tmp_path: Path, capture: tupl
     assert done.returncode == 2
     assert "--scan empty: no .py files there" in done.stderr
     assert bodies == []
+
+
+def test_lock_sends_the_recommendation_type_and_labels(
+    tmp_path: Path, capture: tuple[str, list[Any]]
+) -> None:
+    url, bodies = capture
+    project = write(
+        tmp_path / "project", {"requirements.in": "a\n", "machine.json": json.dumps(detect_environment())}
+    )
+    args = ("--server", url, "--environment", "machine.json")
+    done = lock(project, tmp_path / "home", *args, "--recommendation-type", "security", "--label", "team=ml")
+    assert done.returncode == 0, done.stderr
+    assert (bodies[0]["recommendation_type"], bodies[0]["labels"]) == ("security", {"team": "ml"})
+    done = lock(project, tmp_path / "home", *args, "--label", "no-equals-sign")
+    assert done.returncode == 2
+    assert "expected KEY=VALUE" in done.stderr

@@ -73,6 +73,8 @@ class LockOptions:
     dev: bool = False
     constraints: tuple[Path, ...] = ()
     scan: Path | None = None  # source tree whose library usage is sent (``--scan``)
+    recommendation_type: str | None = None
+    labels: tuple[tuple[str, str], ...] = ()
 
 
 # --- input --------------------------------------------------------------------------------------
@@ -271,6 +273,14 @@ def _summary(body: Mapping[str, Any]) -> list[str]:
             f"    not chosen: {rejected.get('filename')}: {rejected.get('reason')}"
             for rejected in entry.get("rejected_files") or []
         )
+    advice = body.get("advice") or {}
+    if advice:
+        lines.append(f"advice ({advice.get('recommendation_type')}): score {advice.get('score')}")
+        for key in ("stack_info", "justification"):
+            lines.extend(
+                f"  {note.get('type')}: {note.get('message')} ({note.get('link')})"
+                for note in advice.get(key) or []
+            )
     return lines
 
 
@@ -326,6 +336,10 @@ def _run(options: LockOptions, out: TextIO, err: TextIO) -> int:
         "formats": list(formats),
         "constraints": constraints,
     }
+    if options.recommendation_type is not None:
+        request["recommendation_type"] = options.recommendation_type
+    if options.labels:
+        request["labels"] = dict(options.labels)
     if library_usage is not None:
         request["library_usage"] = library_usage
         names = sum(len(used) for used in library_usage.values())
