@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ from index_proxy.upstreams.base import Upstream
 from index_proxy.upstreams.folder import FolderUpstream
 from index_proxy.upstreams.http import HttpUpstream, make_http_client
 from index_proxy.upstreams.pip_index import pip_index_url
+from index_proxy.upstreams.pulp import PulpApi
 
 __all__ = ["Services", "open_services"]
 
@@ -39,6 +41,8 @@ class Services:
     analysis: AnalysisStore
     metrics: Metrics
     health: UpstreamHealth
+    pulp: Mapping[str, PulpApi] = dataclasses.field(default_factory=dict)
+    """Per ``kind: pulp`` index with ``api_url`` and ``repository``: where its new content is found."""
 
 
 def make_upstream(index: IndexConfig, client: httpx.AsyncClient) -> Upstream:
@@ -73,7 +77,8 @@ async def open_services(config: Config, metrics: Metrics | None = None) -> Async
             )
         pages = PageService(config, upstreams, database, metrics, health, analysis=analysis)
         files = FileService(upstreams, database, blobs, pages, metrics, analysis)
-        yield Services(config, database, blobs, upstreams, pages, files, analysis, metrics, health)
+        pulp = {index.name: PulpApi(index, client) for index in config.indexes if index.watches_pulp}
+        yield Services(config, database, blobs, upstreams, pages, files, analysis, metrics, health, pulp)
     finally:
         await client.aclose()
         await database.close()

@@ -5,7 +5,15 @@ from __future__ import annotations
 from sqlalchemy import Boolean, Float, Index, Integer, LargeBinary, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-__all__ = ["AnalysisFactsRow", "AnalysisJobRow", "Base", "FileRow", "GuardEventRow", "UpstreamPageRow"]
+__all__ = [
+    "AnalysisFactsRow",
+    "AnalysisJobRow",
+    "Base",
+    "FileRow",
+    "GuardEventRow",
+    "PulpCursorRow",
+    "UpstreamPageRow",
+]
 
 
 class Base(DeclarativeBase):
@@ -96,3 +104,18 @@ class AnalysisFactsRow(Base):
     broken: Mapped[bool] = mapped_column(Boolean)
     mis_tagged: Mapped[bool] = mapped_column(Boolean)
     facts: Mapped[str] = mapped_column(Text)
+
+
+class PulpCursorRow(Base):
+    """How far a Pulp index's repository has been read: its newest repository version seen.
+
+    The repository's href is kept with the number: a repository deleted and made again under the
+    same name starts numbering at 0, and must be read from the start again.
+    """
+
+    __tablename__ = "pulp_cursors"
+
+    index_name: Mapped[str] = mapped_column(String(200), primary_key=True)
+    repository_href: Mapped[str] = mapped_column(Text)
+    version: Mapped[int] = mapped_column(Integer)
+    updated_at: Mapped[float] = mapped_column(Float)
