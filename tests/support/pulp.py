@@ -23,6 +23,7 @@ from typing import IO, Any
 
 import httpx
 
+from index_proxy.upstreams.pip_index import pip_index_url
 from support.clients import uv_bin
 from support.postgres import PostgresServer
 from support.proxy import REPO_ROOT, free_port
@@ -71,7 +72,13 @@ def ensure_pulp_venv(home: Path = PULP_HOME) -> Path:
     marker = venv / ".pins"
     home.mkdir(parents=True, exist_ok=True)
     log = home / "install.log"
-    env = {**os.environ, "UV_NO_PROGRESS": "1", "UV_PYTHON_DOWNLOADS": "never"}
+    # uv does not read pip's configuration: point it at the index pip is configured with.
+    env = {
+        **os.environ,
+        "UV_NO_PROGRESS": "1",
+        "UV_PYTHON_DOWNLOADS": "never",
+        "UV_DEFAULT_INDEX": pip_index_url(),
+    }
     uv = str(uv_bin())
     wanted = "\n".join(PULP_PINS)
     if not (python.exists() and marker.exists() and marker.read_text() == wanted):
