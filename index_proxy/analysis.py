@@ -19,13 +19,15 @@ from collections.abc import Iterable
 from packaging.specifiers import SpecifierSet
 from packaging.version import InvalidVersion, Version
 
-from index_proxy.config import MonitorRule, glob_matches
+from index_proxy.config import Config, MonitorRule, glob_matches
 from index_proxy.pages import file_record
 from index_proxy.services import Services
 from index_proxy.store.analysis import Job
+from index_proxy.store.pulp_cursors import PulpCursorStore
 from index_proxy.upstreams.folder import project_of_filename
+from index_proxy.upstreams.pulp import PulpApi, PulpChanges
 
-__all__ = ["AnalysisWorker", "Monitor", "enqueue_project_files", "worker_name"]
+__all__ = ["AnalysisWorker", "Monitor", "enqueue_project_files", "monitor_needed", "worker_name"]
 
 log = logging.getLogger("index_proxy.analysis")
 
@@ -153,11 +155,21 @@ async def enqueue_project_files(
     return await services.analysis.enqueue([r.file_id for r in records], reason)
 
 
+def monitor_needed(config: Config) -> bool:
+    """Whether anything is polled: ``monitor:`` rules, or Pulp indexes with ``api_url`` and ``repository``."""
+    return bool(config.monitor) or any(index.watches_pulp for index in config.indexes)
+
+
 class Monitor:
-    """Polls the ``monitor:`` rules' indexes with conditional requests and queues new files."""
+    """Polls the ``monitor:`` rules' indexes with conditional requests and queues new files.
+
+    Pulp indexes with ``api_url`` and ``repository`` are polled too, through Pulp's REST API: the
+    repository versions made since the stored cursor name exactly the new files.
+    """
 
     def __init__(self, services: Services) -> None:
         self.services = services
+        self.cursors = PulpCursorStore(services.database)
 
     async def run(self, stop: asyncio.Event) -> None:
         interval = self.services.config.server.monitor_interval
@@ -186,8 +198,49 @@ class Monitor:
                         "monitor could not poll",
                         extra={"index": rule.index, "project": project, "error": str(error)},
                     )
+        for index_name, api in self.services.pulp.items():
+            queued += await self.poll_pulp(index_name, api)
         if queued:
             log.info("monitor queued new files", extra={"count": queued})
+        return queued
+
+    async def poll_pulp(self, index_name: str, api: PulpApi) -> int:
+        """Queue the files the index's Pulp repository gained since the cursor; returns how many.
+
+        The cursor moves only once every new file is queued, so a failure is retried next time.
+        """
+        cursor = await self.cursors.get(index_name)
+        outcome = await api.changes(cursor)
+        if not isinstance(outcome, PulpChanges):
+            log.warning("monitor could not read Pulp", extra={"index": index_name, "error": outcome.reason})
+            return 0
+        by_project: dict[str, set[str]] = {}
+        for package in outcome.packages:
+            by_project.setdefault(package.project, set()).add(package.filename)
+        queued = 0
+        for project, filenames in sorted(by_project.items()):
+            try:
+                queued += await enqueue_project_files(
+                    self.services, index_name, project, "pulp", filenames=filenames
+                )
+            except ConnectionError as error:
+                log.warning(
+                    "monitor could not read the Pulp index page",
+                    extra={"index": index_name, "project": project, "error": str(error)},
+                )
+                return queued
+            self.services.pages.invalidate(project)
+        if outcome.cursor != cursor:
+            await self.cursors.put(index_name, outcome.cursor)
+            log.info(
+                "Pulp repository read",
+                extra={
+                    "index": index_name,
+                    "repository_version": outcome.cursor.version,
+                    "packages": len(outcome.packages),
+                    "queued": queued,
+                },
+            )
         return queued
 
     async def _projects(self, rule: MonitorRule) -> list[str]:

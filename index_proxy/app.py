@@ -20,7 +20,7 @@ from starlette.routing import Route
 from starlette.schemas import SchemaGenerator
 
 from index_proxy import __version__
-from index_proxy.analysis import AnalysisWorker, Monitor
+from index_proxy.analysis import AnalysisWorker, Monitor, monitor_needed
 from index_proxy.api_analysis import analysis_problems, analysis_queue, file_analysis, new_files_hook
 from index_proxy.api_resolve import resolve_request
 from index_proxy.config import Config
@@ -65,7 +65,7 @@ def create_app(config: Config) -> Any:
                 asyncio.create_task(AnalysisWorker(services).run(stop))
                 for _ in range(config.server.analysis_workers)
             ]
-            if config.monitor:
+            if monitor_needed(config):
                 background.append(asyncio.create_task(Monitor(services).run(stop)))
             log.info(
                 "index-proxy started",

@@ -393,7 +393,11 @@ def build_parser() -> argparse.ArgumentParser:
     worker = commands.add_parser("worker", help="analyse queued files (any number of these may run)")
     worker.add_argument("--config", help="YAML config file; must share the server's database and blob store")
     worker.add_argument("--concurrency", type=int, default=1, help="jobs analysed at once by this process")
-    worker.add_argument("--monitor", action="store_true", help="also poll the monitor: rules for new files")
+    worker.add_argument(
+        "--monitor",
+        action="store_true",
+        help="also poll the monitor: rules and watched Pulp repositories for new files",
+    )
     worker.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     worker.set_defaults(handler=_worker)
     check = commands.add_parser("check-config", help="validate a config file and exit")

@@ -112,6 +112,15 @@ class IndexConfig:
     retries: int = 2
     username: str | None = None
     password: str | None = field(default=None, repr=False)
+    api_url: str | None = None
+    """Kind ``pulp``: Pulp's REST API root (``.../pulp/api/v3/``), where new content is discovered."""
+    repository: str | None = None
+    """Kind ``pulp``: the name of the Pulp repository whose new versions are watched."""
+
+    @property
+    def watches_pulp(self) -> bool:
+        """Whether new content is discovered through Pulp's REST API (not only through its plugin)."""
+        return self.kind == "pulp" and self.api_url is not None and self.repository is not None
 
 
 @dataclass(frozen=True, slots=True)
@@ -269,6 +278,8 @@ _INDEX_KEYS = (
     "username",
     "password",
     "password_env",
+    "api_url",
+    "repository",
 )
 _INDEXES_EXAMPLE = "indexes: [{name: pypi, url: pip}]"
 _HARDWARE_KEYS = ("cpu_features", "cpu_level", "cuda")
@@ -764,6 +775,7 @@ class _Reader:
             self.report(
                 fields[secret], f"{key}.{secret}", "a password needs a username; add username: to this index"
             )
+        api_url, repository = self.pulp_api(fields, key, kind)
         index = IndexConfig(
             name=name,
             url=url or "",
@@ -778,8 +790,46 @@ class _Reader:
             retries=self.integer(fields.get("retries"), f"{key}.retries", 0, 10, 2, "2"),
             username=username,
             password=password,
+            api_url=api_url,
+            repository=repository,
         )
         return index, owns or []
+
+    def pulp_api(self, fields: dict[str, yaml.Node], key: str, kind: str) -> tuple[str | None, str | None]:
+        """``api_url`` and ``repository``: both or neither, and only on a ``kind: pulp`` index."""
+        api_url = self.string(fields.get("api_url"), f"{key}.api_url", "https://pulp.example/pulp/api/v3/")
+        repository = self.string(fields.get("repository"), f"{key}.repository", "internal", numbers=True)
+        given = [name for name, value in (("api_url", api_url), ("repository", repository)) if value]
+        if given and kind != "pulp":
+            for name in given:
+                self.report(
+                    fields[name],
+                    f"{key}.{name}",
+                    f"{name} is read only for a Pulp index; add kind: pulp to this index or remove {name}",
+                )
+            return None, None
+        if len(given) == 1:
+            present, missing = given[0], "repository" if given[0] == "api_url" else "api_url"
+            example = "internal" if missing == "repository" else "https://pulp.example/pulp/api/v3/"
+            self.report(
+                fields[present],
+                f"{key}.{present}",
+                f"{present} needs {missing} too (e.g. {missing}: {example}); Pulp is watched through both",
+            )
+            return None, None
+        if api_url is not None:
+            problem = _http_url_error(api_url)
+            if problem:
+                self.report(
+                    fields["api_url"],
+                    f"{key}.api_url",
+                    f"{problem}; write Pulp's REST API root, e.g. https://pulp.example/pulp/api/v3/",
+                )
+                return None, None
+            parts = urlsplit(api_url)
+            if not parts.path.endswith("/"):
+                api_url = urlunsplit(parts._replace(path=parts.path + "/"))
+        return api_url, repository
 
     def index_url(self, text: str, kind: str) -> str:
         if kind == "folder":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import os
 import time
@@ -26,6 +27,7 @@ from index_proxy.upstreams.base import Upstream
 from index_proxy.upstreams.folder import FolderUpstream
 from index_proxy.upstreams.http import HttpUpstream, make_http_client
 from index_proxy.upstreams.pip_index import pip_index_url
+from index_proxy.upstreams.pulp import PulpApi
 from prescriptions import CompileCache, UnitIndex, load
 
 __all__ = ["Services", "open_services"]
@@ -48,6 +50,8 @@ class Services:
     """The compiled rules of ``config.prescriptions``; None when none are configured."""
     advisories_for: Callable[[Sequence[str]], Awaitable[Mapping[str, Sequence[Any]]]] | None = None
     """Known security advisories of some projects; None when none were imported."""
+    pulp: Mapping[str, PulpApi] = dataclasses.field(default_factory=dict)
+    """Per ``kind: pulp`` index with ``api_url`` and ``repository``: where its new content is found."""
 
 
 def make_upstream(index: IndexConfig, client: httpx.AsyncClient) -> Upstream:
@@ -128,6 +132,7 @@ async def open_services(config: Config, metrics: Metrics | None = None) -> Async
         files = FileService(upstreams, database, blobs, pages, metrics, analysis)
         rules = load_prescriptions(config)
         advisories = KnownAdvisories(AdvisoryStore(database))
+        pulp = {index.name: PulpApi(index, client) for index in config.indexes if index.watches_pulp}
         yield Services(
             config,
             database,
@@ -138,8 +143,9 @@ async def open_services(config: Config, metrics: Metrics | None = None) -> Async
             analysis,
             metrics,
             health,
-            rules,
-            advisories.for_projects,
+            prescriptions=rules,
+            advisories_for=advisories.for_projects,
+            pulp=pulp,
         )
     finally:
         await client.aclose()

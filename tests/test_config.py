@@ -974,3 +974,47 @@ class TestMonitorProblems:
 def test_prescriptions_must_be_a_list_of_strings() -> None:
     assert places(PIP + "prescriptions: rules\n") == [(2, "prescriptions")]
     assert places(PIP + "prescriptions: [rules, 3]\n") == [(2, "prescriptions[1]")]
+
+
+class TestPulpKeys:
+    def test_api_url_and_repository(self) -> None:
+        config = parse(
+            """\
+            indexes:
+              - name: internal
+                url: http://pulp.example/pypi/internal/simple/
+                kind: pulp
+                api_url: http://pulp.example/pulp/api/v3
+                repository: internal
+            """
+        )
+        index = config.indexes[0]
+        assert (index.api_url, index.repository) == ("http://pulp.example/pulp/api/v3/", "internal")
+        assert index.watches_pulp
+
+    def test_pulp_without_api_is_a_plain_index(self) -> None:
+        index = parse("indexes:\n  - {name: a, url: 'http://a.example/', kind: pulp}\n").indexes[0]
+        assert (index.api_url, index.repository, index.watches_pulp) == (None, None, False)
+
+    def test_api_url_on_a_simple_index(self) -> None:
+        found = problems(
+            "indexes:\n  - name: a\n    url: 'http://a.example/'\n    api_url: 'http://a.example/pulp/api/v3/'\n"
+            "    repository: r\n"
+        )
+        assert [(p.line, p.key) for p in found] == [(4, "indexes[0].api_url"), (5, "indexes[0].repository")]
+        assert all("add kind: pulp" in p.message for p in found)
+
+    def test_repository_without_api_url(self) -> None:
+        problem = only_problem(
+            "indexes:\n  - name: a\n    url: 'http://a.example/'\n    kind: pulp\n    repository: r\n"
+        )
+        assert (problem.line, problem.key) == (5, "indexes[0].repository")
+        assert "needs api_url too" in problem.message
+
+    def test_api_url_not_http(self) -> None:
+        problem = only_problem(
+            "indexes:\n  - name: a\n    url: 'http://a.example/'\n    kind: pulp\n"
+            "    api_url: pulp.example/api\n    repository: r\n"
+        )
+        assert (problem.line, problem.key) == (5, "indexes[0].api_url")
+        assert "REST API root" in problem.message

@@ -12,6 +12,7 @@ __all__ = [
     "Base",
     "FileRow",
     "GuardEventRow",
+    "PulpCursorRow",
     "UpstreamPageRow",
 ]
 
@@ -122,3 +123,18 @@ class AdvisoryRow(Base):
     withdrawn: Mapped[bool] = mapped_column(Boolean)
     imported_at: Mapped[float] = mapped_column(Float)
     advisory: Mapped[str] = mapped_column(Text)  # prescriptions.advisories.Advisory.to_json()
+
+
+class PulpCursorRow(Base):
+    """How far a Pulp index's repository has been read: its newest repository version seen.
+
+    The repository's href is kept with the number: a repository deleted and made again under the
+    same name starts numbering at 0, and must be read from the start again.
+    """
+
+    __tablename__ = "pulp_cursors"
+
+    index_name: Mapped[str] = mapped_column(String(200), primary_key=True)
+    repository_href: Mapped[str] = mapped_column(Text)
+    version: Mapped[int] = mapped_column(Integer)
+    updated_at: Mapped[float] = mapped_column(Float)

@@ -37,8 +37,8 @@ class PostgresServer:
     def sqlalchemy_url(self, database: str) -> str:
         return f"postgresql+asyncpg://{self.user}@{self.host}:{self.port}/{database}"
 
-    def create_database(self) -> str:
-        name = f"index_proxy_test_{uuid.uuid4().hex[:12]}"
+    def create_database(self, name: str | None = None) -> str:
+        name = name or f"index_proxy_test_{uuid.uuid4().hex[:12]}"
         asyncio.run(self._execute(f'CREATE DATABASE "{name}"'))
         return name
 
