@@ -8,6 +8,7 @@ from typing import Literal, Protocol
 
 import pytest
 from support.proxy import RunningProxy, start_proxy
+from support.s3 import s3_bucket, s3_server  # noqa: F401 - fixtures for every test module
 from support.upstream import FolderIndex, UpstreamServer
 
 
