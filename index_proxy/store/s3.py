@@ -159,7 +159,8 @@ class S3BlobStore:
             await writer.abort()
             raise
 
-    async def copy(self, source: str, target: str, size: int) -> None:
+    async def copy(self, source: str, target: str) -> None:
+        """Server-side copy within the bucket, in parts above the 5 GiB a single CopyObject allows."""
         await self.client.copy(
             {"Bucket": self.bucket, "Key": source},
             self.bucket,
@@ -286,8 +287,7 @@ class _S3Writer:
                 self._upload_id = None
                 if self._key != final:
                     self._temp_object = True
-                    await store.copy(self._key, final, self.size)
-                    await self._delete_temp()
+                    await store.copy(self._key, final)
         except (ClientError, BotoCoreError) as error:
             await self.abort()
             raise store.failure("commit", final, error) from error
@@ -296,6 +296,14 @@ class _S3Writer:
             raise
         self._finished = True
         store.remember(digest, self.size)
+        if self._temp_object:
+            # The blob is kept already; a temporary object left behind only takes space.
+            try:
+                await self._delete_temp()
+            except (ClientError, BotoCoreError) as error:
+                log.warning(
+                    "could not delete a temporary S3 object", extra={"key": self._key, "error": str(error)}
+                )
         return digest
 
     async def _delete_temp(self) -> None:
