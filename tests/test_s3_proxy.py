@@ -12,7 +12,7 @@ import pytest
 import yaml
 from support.clients import assert_ok, installed_versions, pip_install
 from support.proxy import RunningProxy, free_port
-from support.s3 import S3Bucket
+from support.s3 import S3_ENV, S3Bucket, moto_s3_server
 from support.wheels import build_wheel
 from test_proxy_files import file_path, page_files
 
@@ -186,3 +186,28 @@ def test_tampered_file_leaves_nothing_in_the_bucket(
 )
 def test_byte_range(header: str, expected: object) -> None:
     assert byte_range(header, 100) == expected
+
+
+def test_unreachable_bucket_answers_503(
+    tmp_path: Path, upstreams: Any, wheel_dir: Path, proxy: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name, value in S3_ENV.items():
+        monkeypatch.setenv(name, value)
+    public = upstreams(style="json", name="public")
+    wheel = build_wheel(wheel_dir, "pkg", "1.0")
+    public.add(wheel)
+    with moto_s3_server() as own_server:  # its own server, to stop it under a running proxy
+        bucket = own_server.create_bucket()
+        running: RunningProxy = proxy(
+            s3_proxy_config(
+                tmp_path,
+                {"blobs": bucket.url, "s3": {"endpoint_url": bucket.endpoint_url}},
+                [{"name": "public", "url": public.url}],
+            )
+        )
+        path = file_path(running, "pkg", wheel.name)
+    response = running.get(path)
+    assert response.status_code == 503
+    message = response.json()["error"]
+    assert f"{wheel.name}: the blob store failed" in message and bucket.endpoint_url in message
+    assert public.count("GET", "/files/") == 0, "nothing is fetched that could not be kept"
