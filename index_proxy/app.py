@@ -23,12 +23,13 @@ from index_proxy import __version__
 from index_proxy.analysis import AnalysisWorker, Monitor, monitor_needed
 from index_proxy.api_analysis import analysis_problems, analysis_queue, file_analysis, new_files_hook
 from index_proxy.api_resolve import resolve_request
+from index_proxy.blob_response import blob_response
 from index_proxy.config import Config
 from index_proxy.files import MetadataUnavailable, UnknownFile
 from index_proxy.metrics import Metrics
 from index_proxy.services import Services, open_services
 from index_proxy.simple_view import SimpleIndexApp
-from index_proxy.store.blobs import DigestMismatch
+from index_proxy.store.blobs import BlobStoreUnavailable, DigestMismatch
 from index_proxy.store.db import FileRecord
 from index_proxy.upstream_response import UpstreamFileResponse
 from index_proxy.upstreams.base import UpstreamFileError
@@ -219,6 +220,9 @@ async def _file(request: Request) -> Response:
         )
     except UpstreamFileError as error:
         return _error(502, f"{record.filename} from index {record.index_name!r}: {error.reason}")
+    except BlobStoreUnavailable as error:
+        log.error("blob store failed", extra={"file": record.filename, "error": str(error)})
+        return _error(503, f"{record.filename}: the blob store failed ({error}); try again later")
 
 
 async def _file_response(request: Request, services: Services, record: FileRecord) -> Response:
@@ -245,14 +249,15 @@ async def _file_response(request: Request, services: Services, record: FileRecor
         tag.strip().removeprefix("W/") for tag in request.headers.get("if-none-match", "").split(",")
     ]:
         return Response(status_code=304, headers={"etag": etag, "cache-control": _IMMUTABLE})
-    path = services.blobs.local_path(digest)
-    assert path is not None
+    headers = {"etag": etag, "cache-control": _IMMUTABLE}
     services.metrics.files.labels("cache").inc()
-    return FileResponse(
-        path,
-        media_type="application/octet-stream",
-        headers={"etag": etag, "cache-control": _IMMUTABLE},
-    )
+    path = services.blobs.local_path(digest)
+    if path is not None:
+        return FileResponse(path, media_type="application/octet-stream", headers=headers)
+    size = await services.blobs.size(digest)
+    if size is None:
+        raise BlobStoreUnavailable(f"blob {digest} vanished from {services.blobs.location}")
+    return blob_response(request, services.blobs, digest, size, headers)
 
 
 async def _core_metadata(services: Services, record: FileRecord) -> Response:
@@ -262,6 +267,9 @@ async def _core_metadata(services: Services, record: FileRecord) -> Response:
         return _error(502, f"{record.filename} from index {record.index_name!r}: {error}; not kept")
     except MetadataUnavailable as error:
         return _error(404, f"no core metadata for {record.filename}: {error}")
+    except BlobStoreUnavailable as error:
+        log.error("blob store failed", extra={"file": record.filename, "error": str(error)})
+        return _error(503, f"core metadata of {record.filename}: the blob store failed ({error})")
     except UpstreamFileError as error:
         return _error(502, f"core metadata of {record.filename}: {error.reason}")
     return _metadata_response(data)

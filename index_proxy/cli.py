@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from index_proxy.config import Config, ConfigError, default_config, load_config
+from index_proxy.store.blobs import BlobStoreUnavailable
 
 # Mirrored here, not imported from index_proxy.client.lock: building the parser must not import httpx
 # and the resolver for commands that never lock. tests/test_cli_lock.py checks the two agree.
@@ -39,6 +40,8 @@ def _serve(args: argparse.Namespace) -> int:
     )
     config = dataclasses.replace(config, server=server)
     setup_logging(args.log_level)
+    # uvicorn reports a failed start-up as a traceback; a missing bucket deserves one clear line.
+    _check_blob_store(config)
     uvicorn.run(
         create_app(config),
         host=server.host,
@@ -49,6 +52,19 @@ def _serve(args: argparse.Namespace) -> int:
         server_header=False,
     )
     return 0
+
+
+def _check_blob_store(config: Config) -> None:
+    import asyncio
+
+    from index_proxy.store.blobs import open_blob_store
+
+    async def check() -> None:
+        async with open_blob_store(config.storage, config.source):
+            pass
+
+    if config.storage.blobs.startswith("s3://"):
+        asyncio.run(check())
 
 
 def _worker(args: argparse.Namespace) -> int:
@@ -487,6 +503,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.handler(args))
     except ConfigError as error:
         print(f"index-proxy: invalid configuration:\n{error}", file=sys.stderr)
+        return 2
+    except BlobStoreUnavailable as error:
+        print(f"index-proxy: the blob store cannot be used:\n{error}", file=sys.stderr)
         return 2
 
 

@@ -38,6 +38,7 @@ __all__ = [
     "IndexConfig",
     "IndexKind",
     "MonitorRule",
+    "S3Config",
     "ServerConfig",
     "StorageConfig",
     "default_config",
@@ -87,12 +88,28 @@ class ServerConfig:
     search_budget: float = 1.0
 
 
+S3AddressingStyle = Literal["auto", "path", "virtual"]
+
+
+@dataclass(frozen=True, slots=True)
+class S3Config:
+    """How an ``s3://`` blob store is reached; credentials come from the environment, as boto reads them."""
+
+    endpoint_url: str | None = None
+    """An S3-compatible server (MinIO, Ceph, moto); ``None``: ``AWS_ENDPOINT_URL`` or AWS itself."""
+    region: str | None = None
+    """``None``: ``AWS_REGION`` / ``AWS_DEFAULT_REGION``, else boto's default."""
+    addressing_style: S3AddressingStyle = "auto"
+    """``path`` (``host/bucket/key``) suits most self-hosted servers; ``virtual`` is ``bucket.host/key``."""
+
+
 @dataclass(frozen=True, slots=True)
 class StorageConfig:
     database: str
     """An async SQLAlchemy URL (``sqlite+aiosqlite:///<abs path>``, ``postgresql+asyncpg://...``)."""
     blobs: str
     """An absolute folder path, or ``s3://bucket/prefix``."""
+    s3: S3Config = S3Config()
 
 
 @dataclass(frozen=True, slots=True)
@@ -250,6 +267,7 @@ _STR, _INT, _FLOAT, _NULL, _MERGE = (_TAG + name for name in ("str", "int", "flo
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 _FEATURE = re.compile(r"[a-z0-9][a-z0-9_.]*")
 _CUDA = re.compile(r"[0-9]+\.[0-9]+")
+_BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 _KINDS: tuple[str, ...] = get_args(IndexKind)
 _TOP_KEYS = ("server", "storage", "indexes", "profiles", "monitor", "prescriptions")
 _SERVER_KEYS = (
@@ -264,7 +282,9 @@ _SERVER_KEYS = (
     "analysis_lease",
     "search_budget",
 )
-_STORAGE_KEYS = ("database", "blobs")
+_STORAGE_KEYS = ("database", "blobs", "s3")
+_S3_KEYS = ("endpoint_url", "region", "addressing_style")
+_S3_STYLES: tuple[str, ...] = get_args(S3AddressingStyle)
 _INDEX_KEYS = (
     "name",
     "url",
@@ -403,6 +423,13 @@ def _blobs_location(text: str, base_dir: Path) -> str:
         raise ValueError(f"unsupported blob store {_q(text)}; write a folder path or s3://bucket/prefix")
     if not parts.netloc:
         raise ValueError(f"{_q(text)} names no bucket; write s3://bucket/prefix")
+    if not _BUCKET.fullmatch(parts.netloc):
+        raise ValueError(
+            f"{_q(parts.netloc)} is not a valid bucket name: 3 to 63 lowercase letters, digits, '.' and '-',"
+            " starting and ending with a letter or digit"
+        )
+    if parts.query or parts.fragment:
+        raise ValueError(f"{_q(text)}: write s3://bucket/prefix without '?' or '#'")
     return text
 
 
@@ -671,7 +698,49 @@ class _Reader:
             blobs = _blobs_location(blobs or "var/blobs", self.base_dir)
         except ValueError as exc:
             self.report(fields.get("blobs"), "storage.blobs", str(exc))
-        return StorageConfig(database=cast(str, database), blobs=cast(str, blobs))
+        s3 = S3Config()
+        if not _is_null(fields.get("s3")):
+            s3 = self.s3(fields["s3"])
+            if blobs is not None and "://" not in blobs:
+                self.report(
+                    fields["s3"],
+                    "storage.s3",
+                    "applies to an S3 blob store only, and storage.blobs is a folder;"
+                    " write storage.blobs: s3://bucket/prefix or remove storage.s3",
+                )
+        return StorageConfig(database=cast(str, database), blobs=cast(str, blobs), s3=s3)
+
+    def s3(self, node: yaml.Node) -> S3Config:
+        fields = self.mapping(node, "storage.s3", _S3_KEYS)
+        endpoint_url = self.string(
+            fields.get("endpoint_url"), "storage.s3.endpoint_url", "http://minio.example:9000"
+        )
+        if endpoint_url is not None:
+            problem = _http_url_error(endpoint_url)
+            if problem is None and urlsplit(endpoint_url).path.strip("/"):
+                problem = f"{_q(endpoint_url)} has a path; the bucket belongs in storage.blobs"
+            if problem:
+                self.report(
+                    fields["endpoint_url"],
+                    "storage.s3.endpoint_url",
+                    f"{problem}; write the server's base URL, e.g. http://minio.example:9000",
+                )
+                endpoint_url = None
+        region = self.string(fields.get("region"), "storage.s3.region", "us-east-1")
+        style = self.string(fields.get("addressing_style"), "storage.s3.addressing_style", "path") or "auto"
+        if style not in _S3_STYLES:
+            self.report(
+                fields["addressing_style"],
+                "storage.s3.addressing_style",
+                f"unknown style {_q(style)}{_did_you_mean(style, _S3_STYLES)}"
+                f" (one of {', '.join(_S3_STYLES)}); most self-hosted servers want path",
+            )
+            style = "auto"
+        return S3Config(
+            endpoint_url=endpoint_url.rstrip("/") if endpoint_url else None,
+            region=region,
+            addressing_style=cast(S3AddressingStyle, style),
+        )
 
     def hardware(self, node: yaml.Node | None, key: str) -> HardwareSpec:
         fields = self.mapping(node, key, _HARDWARE_KEYS)

@@ -106,7 +106,7 @@ class FileService:
         done = asyncio.Event()
         self._downloads[record.file_id] = done
         upstream = self.upstreams[record.index_name]
-        writer = await self.blobs.open_writer()
+        writer = await self.blobs.open_writer(record.sha256)
         held: bytes | None = None
         try:
             async with upstream.open_file(record.upstream_url) as stream:

@@ -21,7 +21,7 @@ from index_proxy.pages import PageService
 from index_proxy.status import UpstreamHealth
 from index_proxy.store.advisories import AdvisoryStore
 from index_proxy.store.analysis import AnalysisStore
-from index_proxy.store.blobs import FolderBlobStore
+from index_proxy.store.blobs import BlobStore, open_blob_store
 from index_proxy.store.db import Database
 from index_proxy.upstreams.base import Upstream
 from index_proxy.upstreams.folder import FolderUpstream
@@ -39,7 +39,7 @@ log = logging.getLogger("index_proxy.services")
 class Services:
     config: Config
     database: Database
-    blobs: FolderBlobStore
+    blobs: BlobStore
     upstreams: Mapping[str, Upstream]
     pages: PageService
     files: FileService
@@ -108,20 +108,18 @@ def load_prescriptions(config: Config) -> UnitIndex | None:
 @contextlib.asynccontextmanager
 async def open_services(config: Config, metrics: Metrics | None = None) -> AsyncIterator[Services]:
     metrics = metrics or Metrics()
-    if config.storage.blobs.startswith("s3://"):
-        raise NotImplementedError(
-            f"storage.blobs: {config.storage.blobs!r}: S3 blob stores are not in this release; "
-            "use a folder path"
-        )
-    database = Database(config.storage.database)
-    await database.migrate()
-    client = make_http_client()
-    try:
+    async with contextlib.AsyncExitStack() as stack:
+        # The blob store first: a missing bucket is reported before any migration runs.
+        blobs = await stack.enter_async_context(open_blob_store(config.storage, config.source))
+        database = Database(config.storage.database)
+        stack.push_async_callback(database.close)
+        await database.migrate()
+        client = make_http_client()
+        stack.push_async_callback(client.aclose)
         upstreams = {index.name: make_upstream(index, client) for index in config.indexes}
         health = UpstreamHealth()
         for index in config.indexes:
             health.status(index.name)
-        blobs = FolderBlobStore(config.storage.blobs)
         analysis = AnalysisStore(database)
         requeued = await analysis.requeue_outdated(SCHEMA_VERSION)
         if requeued:
@@ -147,6 +145,3 @@ async def open_services(config: Config, metrics: Metrics | None = None) -> Async
             advisories_for=advisories.for_projects,
             pulp=pulp,
         )
-    finally:
-        await client.aclose()
-        await database.close()

@@ -11,7 +11,7 @@ import json
 from collections.abc import AsyncIterator
 from typing import Any
 
-from index_proxy.store.blobs import DigestMismatch
+from index_proxy.store.blobs import BlobStoreUnavailable, DigestMismatch
 from index_proxy.store.db import FileRecord
 from index_proxy.upstreams.base import UpstreamFileError
 
@@ -58,16 +58,18 @@ class UpstreamFileResponse:
                     started = True
                     await send({"type": "http.response.body", "body": b"".join(held), "more_body": True})
                     held = []
-        except (DigestMismatch, UpstreamFileError) as error:
+        except (DigestMismatch, UpstreamFileError, BlobStoreUnavailable) as error:
             if started:
                 raise  # the server closes the connection: the client sees a truncated transfer
             reason = error.reason if isinstance(error, UpstreamFileError) else str(error)
             message = f"{self.record.filename} from index {self.record.index_name!r}: {reason}; not kept"
-            body = json.dumps({"error": message, "status": 502}).encode()
+            # A failing blob store is this side's trouble and passes; a bad upstream is a bad gateway.
+            status = 503 if isinstance(error, BlobStoreUnavailable) else 502
+            body = json.dumps({"error": message, "status": status}).encode()
             await send(
                 {
                     "type": "http.response.start",
-                    "status": 502,
+                    "status": status,
                     "headers": [
                         (b"content-type", b"application/json"),
                         (b"content-length", str(len(body)).encode()),

@@ -7,7 +7,9 @@ from pathlib import Path
 from typing import Literal, Protocol
 
 import pytest
+from support.postgres import pg_database, pg_server  # noqa: F401 - fixtures for every test module
 from support.proxy import RunningProxy, start_proxy
+from support.s3 import s3_bucket, s3_server  # noqa: F401 - fixtures for every test module
 from support.upstream import FolderIndex, UpstreamServer
 
 

@@ -15,6 +15,7 @@ from index_proxy.config import (
     HardwareSpec,
     IndexConfig,
     MonitorRule,
+    S3Config,
     ServerConfig,
     StorageConfig,
     default_config,
@@ -346,12 +347,50 @@ class TestBlobs:
 
     @pytest.mark.parametrize(
         ("written", "fragment"),
-        [("s3:///prefix", "names no bucket"), ("gs://bucket/prefix", "unsupported blob store")],
+        [
+            ("s3:///prefix", "names no bucket"),
+            ("gs://bucket/prefix", "unsupported blob store"),
+            ("s3://My_Bucket/prefix", '"My_Bucket" is not a valid bucket name'),
+            ("s3://bucket/prefix?versionId=1", "without '?' or '#'"),
+        ],
     )
     def test_bad_location(self, written: str, fragment: str) -> None:
         problem = only_problem(f"storage:\n  blobs: '{written}'\n" + PIP)
         assert (problem.line, problem.key) == (2, "storage.blobs")
         assert fragment in problem.message
+
+    def test_s3_settings(self) -> None:
+        config = parse(
+            """\
+            storage:
+              blobs: s3://wheels/proxy
+              s3: {endpoint_url: "http://minio.example:9000/", region: eu-west-1, addressing_style: path}
+            """
+            + PIP
+        )
+        assert config.storage.s3 == S3Config("http://minio.example:9000", "eu-west-1", "path")
+        assert parse("storage: {blobs: s3://wheels}\n" + PIP).storage.s3 == S3Config(None, None, "auto")
+
+    @pytest.mark.parametrize(
+        ("section", "line", "key", "fragment"),
+        [
+            ("s3: {endpoint_url: minio:9000}", 3, "storage.s3.endpoint_url", "is not an http(s) URL"),
+            ("s3: {endpoint_url: 'http://minio:9000/wheels'}", 3, "storage.s3.endpoint_url", "has a path"),
+            ("s3: {addressing_style: paths}", 3, "storage.s3.addressing_style", 'did you mean "path"'),
+            ("s3: {region: 1}", 3, "storage.s3.region", "expected a string"),
+            ("s3: {endpoint: 'http://minio:9000'}", 3, "storage.s3.endpoint", 'did you mean "endpoint_url"'),
+            ("s3: [http://minio:9000]", 3, "storage.s3", "expected a mapping"),
+        ],
+    )
+    def test_bad_s3_settings(self, section: str, line: int, key: str, fragment: str) -> None:
+        problem = only_problem(f"storage:\n  blobs: s3://wheels/proxy\n  {section}\n" + PIP)
+        assert (problem.line, problem.key) == (line, key)
+        assert fragment in problem.message
+
+    def test_s3_settings_need_an_s3_store(self) -> None:
+        problem = only_problem("storage:\n  blobs: var/blobs\n  s3: {region: eu-west-1}\n" + PIP)
+        assert (problem.line, problem.key) == (3, "storage.s3")
+        assert "storage.blobs is a folder" in problem.message and "s3://bucket/prefix" in problem.message
 
 
 class TestIndexUrls:

@@ -19,10 +19,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 import asyncpg
+import pytest
 
 from support.proxy import free_port
 
-__all__ = ["PostgresServer", "postgres_server"]
+__all__ = ["PostgresServer", "pg_database", "pg_server", "postgres_server"]
 
 
 @dataclass(frozen=True)
@@ -125,3 +126,20 @@ def postgres_server(*, prefer_running: bool = True) -> Iterator[PostgresServer]:
             _as_postgres([f"{bindir}/pg_ctl", "-D", data, "-m", "immediate", "stop"]), capture_output=True
         )
         shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[PostgresServer]:
+    """The PostgreSQL server for the session (see :func:`postgres_server`)."""
+    with postgres_server() as server:
+        yield server
+
+
+@pytest.fixture
+def pg_database(pg_server: PostgresServer) -> Iterator[str]:
+    """A new database on :func:`pg_server`, dropped afterwards; its ``postgresql://`` DSN."""
+    name = pg_server.create_database()
+    try:
+        yield pg_server.dsn(name)
+    finally:
+        pg_server.drop_database(name)

@@ -222,6 +222,8 @@ class UpstreamServer:
         self._tampered: dict[str, bytes] = {}
         self._yanked: dict[str, str | bool] = {}
         self._delay = 0.0
+        self._stall_after: int | None = None
+        self._stall_released = threading.Event()
         self._port: int | None = None
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
@@ -306,6 +308,21 @@ class UpstreamServer:
     def set_delay(self, seconds: float) -> None:
         with self._lock:
             self._delay = seconds
+
+    def stall_files(self, after: int) -> None:
+        """Send only the first ``after`` bytes of each whole file, then wait for :meth:`release_stall`.
+
+        A client is then caught in the middle of a download, with part of the body received.
+        """
+        with self._lock:
+            self._stall_after = after
+            self._stall_released.clear()
+
+    def release_stall(self) -> None:
+        """Let stalled responses finish (to whoever still listens); later ones are not stalled."""
+        with self._lock:
+            self._stall_after = None
+            self._stall_released.set()
 
     # -- request log -------------------------------------------------------------------------------
 
@@ -535,7 +552,7 @@ class UpstreamServer:
     def _send_bytes(self, req: _Handler, data: bytes, ctype: str, head: bool) -> None:
         headers = {"Content-Type": ctype}
         if not self.range_support:
-            self._send(req, 200, headers, data, head)
+            self._send_whole(req, headers, data, head)
             return
         headers["Accept-Ranges"] = "bytes"
         range_header = req.headers.get("Range")
@@ -544,11 +561,28 @@ class UpstreamServer:
             headers["Content-Range"] = f"bytes */{len(data)}"
             self._send(req, 416, headers, b"", head)
         elif parsed is None:
-            self._send(req, 200, headers, data, head)
+            self._send_whole(req, headers, data, head)
         else:
             start, end = parsed
             headers["Content-Range"] = f"bytes {start}-{end}/{len(data)}"
             self._send(req, 206, headers, data[start : end + 1], head)
+
+    def _send_whole(self, req: _Handler, headers: Mapping[str, str], data: bytes, head: bool) -> None:
+        with self._lock:
+            stall_after = self._stall_after
+        if stall_after is None or head:
+            self._send(req, 200, headers, data, head)
+            return
+        req.send_response(200)
+        for key, value in headers.items():
+            req.send_header(key, value)
+        req.send_header("Content-Length", str(len(data)))
+        req.end_headers()
+        req.wfile.write(data[:stall_after])
+        req.wfile.flush()
+        self._stall_released.wait(timeout=120)
+        req.wfile.write(data[stall_after:])
+        req.wfile.flush()
 
     def _not_found(self, req: _Handler, head: bool) -> None:
         self._send(req, 404, {"Content-Type": "text/plain; charset=utf-8"}, b"not found\n", head)
