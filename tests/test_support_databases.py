@@ -57,8 +57,21 @@ def test_postgresql_databases_are_new_and_dropped(postgres: PostgresServer) -> N
     assert not names & database_names(postgres)
 
 
-def test_sqlite_leaves_the_proxy_its_own_file() -> None:
-    assert FreshDatabases("sqlite", None).for_proxy() is None
+def test_sqlite_leaves_the_proxy_its_own_file(tmp_path: Path) -> None:
+    databases = FreshDatabases("sqlite", None)
+    assert databases.for_proxy() is None
+    assert databases.url(tmp_path, "state") == f"sqlite:///{tmp_path / 'state.db'}"
+
+
+def test_url_for_own_storage_sections_is_a_new_postgresql_database(
+    postgres: PostgresServer, tmp_path: Path
+) -> None:
+    databases = FreshDatabases("postgresql", postgres)
+    url = databases.url(tmp_path)
+    assert url.startswith(postgres.dsn("index_proxy_test_"))
+    assert url.rsplit("/", 1)[1] in database_names(postgres)
+    databases.drop_all()
+    assert url.rsplit("/", 1)[1] not in database_names(postgres)
 
 
 def test_a_proxy_keeps_its_state_in_the_selected_backend(

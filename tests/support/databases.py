@@ -2,14 +2,17 @@
 
 ``INDEX_PROXY_TEST_DATABASE=postgresql`` switches every proxy a test starts without its own
 ``storage:`` section to an empty database of its own on the test PostgreSQL server, dropped when the
-test ends; ``make test`` runs the suite once each way. Tests about one database in particular (URL
-parsing, the store on both, workers sharing PostgreSQL) name their database and are unaffected.
+test ends; ``make test`` runs the suite once each way. A test that writes its own ``storage:``
+section follows the switch with ``fresh_databases.url(tmp_path)`` (fixture in conftest). Tests about
+one database in particular (URL parsing, the store on both, workers sharing PostgreSQL) name their
+database and are unaffected.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Literal, cast
 
 from support.postgres import PostgresServer
@@ -54,6 +57,10 @@ class FreshDatabases:
         name = self._server.create_database()
         self._created.append(name)
         return self._server.dsn(name)
+
+    def url(self, folder: Path, name: str = "proxy") -> str:
+        """A database URL for a test that writes its own ``storage:``: ``<folder>/<name>.db`` or a new one."""
+        return self.for_proxy() or f"sqlite:///{folder / f'{name}.db'}"
 
     def drop_all(self) -> None:
         """Drop every database handed out; call it after the processes using them have stopped."""
