@@ -1,4 +1,5 @@
-# index-proxy: `make run` serves with the embedded defaults, `make test` runs the whole suite.
+# index-proxy: `make run` serves with the embedded defaults, `make test` runs the whole suite (on SQLite,
+# then on PostgreSQL).
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -28,8 +29,11 @@ format: install
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
+# The whole suite twice: the proxies' state in SQLite files (the default), then in fresh PostgreSQL
+# databases (tests/support/databases.py).
 test: install lint
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	INDEX_PROXY_TEST_DATABASE=sqlite $(BIN)/python -m pytest $(PYTEST_ARGS)
+	INDEX_PROXY_TEST_DATABASE=postgresql $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 bench: install
 	$(BIN)/python benchmarks/serve.py

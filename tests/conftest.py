@@ -7,7 +7,9 @@ from pathlib import Path
 from typing import Literal, Protocol
 
 import pytest
-from support.postgres import pg_database, pg_server  # noqa: F401 - fixtures for every test module
+import yaml
+from support.databases import BACKEND_ENV, FreshDatabases, selected_backend
+from support.postgres import PostgresServer, pg_database, postgres_server  # noqa: F401 - a fixture for every module
 from support.proxy import RunningProxy, start_proxy
 from support.s3 import s3_bucket, s3_server  # noqa: F401 - fixtures for every test module
 from support.upstream import FolderIndex, UpstreamServer
@@ -31,6 +33,34 @@ class FolderFactory(Protocol):
 
 class ProxyFactory(Protocol):
     def __call__(self, config_yaml: str, *, token: str = "test-token") -> RunningProxy: ...
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    try:
+        selected_backend()
+    except ValueError as error:
+        raise pytest.UsageError(str(error)) from None
+
+
+def pytest_report_header() -> str:
+    return f"test database: {selected_backend()} ({BACKEND_ENV})"
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """The test PostgreSQL: the server on 127.0.0.1:5432, or a throwaway cluster for the session."""
+    with postgres_server() as server:
+        yield server
+
+
+@pytest.fixture
+def fresh_databases(request: pytest.FixtureRequest) -> Iterator[FreshDatabases]:
+    """Databases for the proxies of one test, on the backend INDEX_PROXY_TEST_DATABASE selects."""
+    backend = selected_backend()
+    server: PostgresServer | None = request.getfixturevalue("postgres") if backend == "postgresql" else None
+    databases = FreshDatabases(backend, server)
+    yield databases
+    databases.drop_all()
 
 
 @pytest.fixture
@@ -81,12 +111,18 @@ def folder_index(tmp_path: Path) -> FolderFactory:
 
 
 @pytest.fixture
-def proxy(tmp_path: Path) -> Iterator[ProxyFactory]:
-    """``proxy(config_yaml)`` -> a RunningProxy; stopped at teardown, its log printed for failures."""
+def proxy(tmp_path: Path, fresh_databases: FreshDatabases) -> Iterator[ProxyFactory]:
+    """``proxy(config_yaml)`` -> a RunningProxy; stopped at teardown, its log printed for failures.
+
+    A config without ``storage:`` gets a database of its own (see ``support.databases``).
+    """
     running: list[RunningProxy] = []
 
     def make(config_yaml: str, *, token: str = "test-token") -> RunningProxy:
-        started = start_proxy(tmp_path, config_yaml, token=token)
+        parsed = yaml.safe_load(config_yaml)
+        has_storage = isinstance(parsed, dict) and "storage" in parsed
+        database = None if has_storage else fresh_databases.for_proxy()
+        started = start_proxy(tmp_path, config_yaml, token=token, database=database)
         running.append(started)
         return started
 

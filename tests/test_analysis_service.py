@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 import yaml
-from support.postgres import PostgresServer, postgres_server
+from support.postgres import PostgresServer
 from support.proxy import RunningProxy, free_port
 from support.wheels import build_wheel
 
@@ -26,12 +26,6 @@ GLIBC_234_C = """
 static void *run(void *arg) { return arg; }
 int start(void) { pthread_t t; return pthread_create(&t, 0, run, 0); }
 """
-
-
-@pytest.fixture(scope="module")
-def postgres() -> Iterator[PostgresServer]:
-    with postgres_server() as server:
-        yield server
 
 
 @pytest.fixture

@@ -11,6 +11,7 @@ import httpx
 import pytest
 import yaml
 from support.clients import assert_ok, installed_versions, pip_install
+from support.databases import FreshDatabases
 from support.proxy import RunningProxy, free_port
 from support.s3 import S3_ENV, S3Bucket, moto_s3_server
 from support.wheels import build_wheel
@@ -20,10 +21,10 @@ from index_proxy.blob_response import byte_range
 from index_proxy.store.s3 import PART_SIZE
 
 
-def s3_proxy_config(tmp_path: Path, storage: dict[str, Any], indexes: list[dict[str, Any]]) -> str:
+def s3_proxy_config(database: str, storage: dict[str, Any], indexes: list[dict[str, Any]]) -> str:
     document = {
         "server": {"host": "127.0.0.1", "port": free_port(), "admin_token": "test-token"},
-        "storage": {"database": f"sqlite:///{tmp_path / 'proxy.db'}", **storage},
+        "storage": {"database": database, **storage},
         "indexes": indexes,
     }
     return yaml.safe_dump(document, sort_keys=False)
@@ -35,7 +36,12 @@ def blob_key(data: bytes) -> str:
 
 
 def test_pip_installs_through_a_proxy_on_s3(
-    tmp_path: Path, s3_bucket: S3Bucket, upstreams: Any, wheel_dir: Path, proxy: Any
+    tmp_path: Path,
+    fresh_databases: FreshDatabases,
+    s3_bucket: S3Bucket,
+    upstreams: Any,
+    wheel_dir: Path,
+    proxy: Any,
 ) -> None:
     # Range support and no .metadata: the proxy reads each wheel's METADATA by ranges and keeps it
     # in S3, and pip then fetches the wheels themselves.
@@ -47,7 +53,7 @@ def test_pip_installs_through_a_proxy_on_s3(
     public.add(build_wheel(wheel_dir, "libb", "1.0"))
     running: RunningProxy = proxy(
         s3_proxy_config(
-            tmp_path,
+            fresh_databases.url(tmp_path),
             {"blobs": s3_bucket.url, "s3": {"endpoint_url": s3_bucket.endpoint_url}},
             [{"name": "public", "url": public.url}],
         )
@@ -69,7 +75,12 @@ def test_pip_installs_through_a_proxy_on_s3(
 
 
 def test_large_file_from_s3_with_head_and_ranges(
-    tmp_path: Path, s3_bucket: S3Bucket, upstreams: Any, wheel_dir: Path, proxy: Any
+    tmp_path: Path,
+    fresh_databases: FreshDatabases,
+    s3_bucket: S3Bucket,
+    upstreams: Any,
+    wheel_dir: Path,
+    proxy: Any,
 ) -> None:
     public = upstreams(style="json", name="public")
     # Incompressible and over two parts: the proxy uploads it in parts while streaming it.
@@ -80,7 +91,7 @@ def test_large_file_from_s3_with_head_and_ranges(
     digest = hashlib.sha256(data).hexdigest()
     running: RunningProxy = proxy(
         s3_proxy_config(
-            tmp_path,
+            fresh_databases.url(tmp_path),
             {"blobs": s3_bucket.url, "s3": {"endpoint_url": s3_bucket.endpoint_url}},
             [{"name": "public", "url": public.url}],
         )
@@ -125,6 +136,7 @@ def test_large_file_from_s3_with_head_and_ranges(
 
 def test_tampered_file_leaves_nothing_in_the_bucket(
     tmp_path: Path,
+    fresh_databases: FreshDatabases,
     s3_bucket: S3Bucket,
     upstreams: Any,
     wheel_dir: Path,
@@ -140,7 +152,7 @@ def test_tampered_file_leaves_nothing_in_the_bucket(
     public.add(large)
     running: RunningProxy = proxy(
         s3_proxy_config(
-            tmp_path,
+            fresh_databases.url(tmp_path),
             {"blobs": s3_bucket.url, "s3": {"addressing_style": "path"}},
             [{"name": "public", "url": public.url}],
         )
@@ -189,7 +201,12 @@ def test_byte_range(header: str, expected: object) -> None:
 
 
 def test_unreachable_bucket_answers_503(
-    tmp_path: Path, upstreams: Any, wheel_dir: Path, proxy: Any, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path,
+    fresh_databases: FreshDatabases,
+    upstreams: Any,
+    wheel_dir: Path,
+    proxy: Any,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     for name, value in S3_ENV.items():
         monkeypatch.setenv(name, value)
@@ -200,7 +217,7 @@ def test_unreachable_bucket_answers_503(
         bucket = own_server.create_bucket()
         running: RunningProxy = proxy(
             s3_proxy_config(
-                tmp_path,
+                fresh_databases.url(tmp_path),
                 {"blobs": bucket.url, "s3": {"endpoint_url": bucket.endpoint_url}},
                 [{"name": "public", "url": public.url}],
             )

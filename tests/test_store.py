@@ -15,12 +15,6 @@ from index_proxy.store.blobs import DigestMismatch, FolderBlobStore
 from index_proxy.store.db import Database, FileRecord, GuardEvent, StoredPage
 
 
-@pytest.fixture(scope="session")
-def postgres() -> Iterator[PostgresServer]:
-    with postgres_server() as server:
-        yield server
-
-
 @pytest.fixture(params=["sqlite", "postgresql"])
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     if request.param == "sqlite":

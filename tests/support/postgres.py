@@ -23,7 +23,7 @@ import pytest
 
 from support.proxy import free_port
 
-__all__ = ["PostgresServer", "pg_database", "pg_server", "postgres_server"]
+__all__ = ["PostgresServer", "pg_database", "postgres_server"]
 
 
 @dataclass(frozen=True)
@@ -128,18 +128,11 @@ def postgres_server(*, prefer_running: bool = True) -> Iterator[PostgresServer]:
         shutil.rmtree(root, ignore_errors=True)
 
 
-@pytest.fixture(scope="session")
-def pg_server() -> Iterator[PostgresServer]:
-    """The PostgreSQL server for the session (see :func:`postgres_server`)."""
-    with postgres_server() as server:
-        yield server
-
-
 @pytest.fixture
-def pg_database(pg_server: PostgresServer) -> Iterator[str]:
-    """A new database on :func:`pg_server`, dropped afterwards; its ``postgresql://`` DSN."""
-    name = pg_server.create_database()
+def pg_database(postgres: PostgresServer) -> Iterator[str]:
+    """A new database on the session's server (the ``postgres`` fixture), dropped afterwards; its DSN."""
+    name = postgres.create_database()
     try:
-        yield pg_server.dsn(name)
+        yield postgres.dsn(name)
     finally:
-        pg_server.drop_database(name)
+        postgres.drop_database(name)

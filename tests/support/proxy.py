@@ -111,11 +111,14 @@ def _server_section(config: dict[str, Any]) -> dict[str, Any] | None:
     return server if isinstance(server, dict) else None
 
 
-def start_proxy(tmp_path: Path, config_yaml: str, *, token: str = "test-token") -> RunningProxy:
+def start_proxy(
+    tmp_path: Path, config_yaml: str, *, token: str = "test-token", database: str | None = None
+) -> RunningProxy:
     """Write the config, start the proxy and wait until ``/healthz`` answers 200.
 
     ``server:`` and ``storage:`` sections are appended only when the caller's YAML has none, so a
-    test that cares about them (another host, a PostgreSQL URL) writes its own.
+    test that cares about them (another host, a PostgreSQL URL) writes its own. An appended
+    ``storage:`` uses *database*, or a SQLite file in the proxy's own folder when it is ``None``.
     """
     tmp_path.mkdir(parents=True, exist_ok=True)
     # One directory per proxy: a test may run several proxies (or restart one) under one tmp_path.
@@ -131,7 +134,10 @@ def start_proxy(tmp_path: Path, config_yaml: str, *, token: str = "test-token") 
         server = {"host": "127.0.0.1", "port": port, "admin_token": token}
         text += yaml.safe_dump({"server": server}, sort_keys=False)
     if "storage" not in parsed:
-        storage = {"database": f"sqlite:///{workdir / 'proxy.db'}", "blobs": str(workdir / "blobs")}
+        storage = {
+            "database": database or f"sqlite:///{workdir / 'proxy.db'}",
+            "blobs": str(workdir / "blobs"),
+        }
         text += yaml.safe_dump({"storage": storage}, sort_keys=False)
 
     host = str(server.get("host", "127.0.0.1"))
