@@ -17,7 +17,6 @@ from types import ModuleType
 
 import httpx
 import pytest
-from support.databases import FreshDatabases
 from support.proxy import REPO_ROOT, free_port
 from support.upstream import UpstreamServer
 
@@ -28,8 +27,7 @@ from index_proxy.store.pulp_cursors import PulpCursor, PulpCursorStore
 from index_proxy.upstreams.pulp import PulpApi, PulpUnavailable
 
 
-def _pulp_config(tmp_path: Path, api_url: str, database: str | None = None) -> str:
-    database = database or f"sqlite:///{tmp_path / 'proxy.db'}"
+def _pulp_config(tmp_path: Path, api_url: str) -> str:
     return f"""\
 indexes:
   - name: internal
@@ -39,7 +37,7 @@ indexes:
     repository: internal
     retries: 1
     timeout: 2
-storage: {{database: "{database}", blobs: "{tmp_path / "blobs"}"}}
+storage: {{database: "sqlite:///{tmp_path / "proxy.db"}", blobs: "{tmp_path / "blobs"}"}}
 """
 
 
@@ -62,11 +60,8 @@ async def test_not_pulp_is_reported_as_a_wrong_api_url(tmp_path: Path) -> None:
     assert "HTTP 404; api_url must be Pulp's REST API root" in outcome.reason
 
 
-async def test_monitor_keeps_the_cursor_while_pulp_is_down(
-    tmp_path: Path, fresh_databases: FreshDatabases
-) -> None:
-    api_url = f"http://127.0.0.1:{free_port()}/pulp/api/v3/"
-    config = parse_config(_pulp_config(tmp_path, api_url, fresh_databases.url(tmp_path)))
+async def test_monitor_keeps_the_cursor_while_pulp_is_down(tmp_path: Path) -> None:
+    config = parse_config(_pulp_config(tmp_path, f"http://127.0.0.1:{free_port()}/pulp/api/v3/"))
     assert monitor_needed(config)
     async with open_services(config) as services:
         cursors = PulpCursorStore(services.database)
