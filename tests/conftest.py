@@ -53,6 +53,20 @@ def postgres() -> Iterator[PostgresServer]:
         yield server
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """An empty store database on each backend in turn, for tests of the store itself."""
+    if request.param == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp_path / 'store.db'}"
+        return
+    server: PostgresServer = request.getfixturevalue("postgres")
+    name = server.create_database()
+    try:
+        yield server.sqlalchemy_url(name)
+    finally:
+        server.drop_database(name)
+
+
 @pytest.fixture
 def fresh_databases(request: pytest.FixtureRequest) -> Iterator[FreshDatabases]:
     """Databases for the proxies of one test, on the backend INDEX_PROXY_TEST_DATABASE selects."""

@@ -6,7 +6,7 @@ import io
 import shutil
 import tarfile
 import zipfile
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
@@ -14,7 +14,6 @@ from pathlib import Path
 import pytest
 import yaml
 from packaging.version import Version
-from support.postgres import PostgresServer, postgres_server
 
 from index_proxy import cli
 from index_proxy.advisory_files import UnreadableSource, read_advisory_files
@@ -25,25 +24,6 @@ from prescriptions.advisories import Advisory, OsvRecord, parse_osv_text
 DATA = Path(__file__).parent / "data" / "advisories"
 RECORDS = 16  # files under DATA/vulns
 STORED = 16  # one advisory per record and package: every record there names one package
-
-
-@pytest.fixture(scope="module")
-def postgres() -> Iterator[PostgresServer]:
-    with postgres_server() as server:
-        yield server
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite+aiosqlite:///{tmp_path / 'store.db'}"
-        return
-    server: PostgresServer = request.getfixturevalue("postgres")
-    name = server.create_database()
-    try:
-        yield server.sqlalchemy_url(name)
-    finally:
-        server.drop_database(name)
 
 
 @pytest.fixture

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -13,19 +13,6 @@ from support.wheels import build_wheel
 
 from index_proxy.store.blobs import DigestMismatch, FolderBlobStore
 from index_proxy.store.db import Database, FileRecord, GuardEvent, StoredPage
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite+aiosqlite:///{tmp_path / 'store.db'}"
-        return
-    server: PostgresServer = request.getfixturevalue("postgres")
-    name = server.create_database()
-    try:
-        yield server.sqlalchemy_url(name)
-    finally:
-        server.drop_database(name)
 
 
 @pytest.fixture

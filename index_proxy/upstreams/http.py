@@ -81,7 +81,7 @@ class HttpUpstream:
         try:
             response = await self._request("GET", url, headers=headers)
         except httpx.HTTPError as error:
-            return Unavailable(f"{url}: {_describe(error)}")
+            return Unavailable(f"{url}: {describe_error(error)}")
         if response.status_code == 304:
             return NotModified()
         if response.status_code == 404:
@@ -119,7 +119,7 @@ class HttpUpstream:
         try:
             response = await self._client.send(request, stream=True, auth=self._auth)
         except httpx.HTTPError as error:
-            raise UpstreamFileError(url, _describe(error)) from error
+            raise UpstreamFileError(url, describe_error(error)) from error
         try:
             if response.status_code != 200:
                 raise UpstreamFileError(url, f"HTTP {response.status_code}", response.status_code)
@@ -132,7 +132,7 @@ class HttpUpstream:
         try:
             response = await self._request("GET", url)
         except httpx.HTTPError as error:
-            raise UpstreamFileError(url, _describe(error)) from error
+            raise UpstreamFileError(url, describe_error(error)) from error
         if response.status_code != 200:
             raise UpstreamFileError(url, f"HTTP {response.status_code}", response.status_code)
         return response.content
@@ -142,7 +142,7 @@ class HttpUpstream:
         try:
             response = await self._request("GET", url, headers={"Range": spec})
         except httpx.HTTPError as error:
-            raise UpstreamFileError(url, _describe(error)) from error
+            raise UpstreamFileError(url, describe_error(error)) from error
         if response.status_code == 200:
             # The upstream ignores Range: we hold the whole file now.
             return RangeResult(response.content, 0, len(response.content), whole=True)
@@ -166,7 +166,8 @@ def _parse_content_range(value: str) -> tuple[int, int | None]:
         return 0, None
 
 
-def _describe(error: httpx.HTTPError) -> str:
+def describe_error(error: httpx.HTTPError) -> str:
+    """A transport error in a few words, for messages that name the URL themselves."""
     if isinstance(error, httpx.TimeoutException):
         return f"timed out ({type(error).__name__})"
     if isinstance(error, httpx.ConnectError):

@@ -20,6 +20,7 @@ from packaging.utils import canonicalize_name
 
 from index_proxy.config import IndexConfig
 from index_proxy.store.pulp_cursors import PulpCursor
+from index_proxy.upstreams.http import describe_error
 
 __all__ = [
     "PulpApi",
@@ -174,7 +175,7 @@ class PulpApi:
             except httpx.HTTPError as error:
                 if attempt >= self.config.retries:
                     raise _Failed(
-                        f"Pulp at {self.api_url} does not answer: {url}: {_describe(error)}"
+                        f"Pulp at {self.api_url} does not answer: {url}: {describe_error(error)}"
                     ) from None
             else:
                 if response.status_code not in _RETRY_STATUSES or attempt >= self.config.retries:
@@ -189,11 +190,3 @@ def _version_number(version_href: str) -> int:
         return int(version_href.rstrip("/").rsplit("/", 1)[1])
     except (IndexError, ValueError):
         raise _Failed(f"cannot read a version number from {version_href!r}") from None
-
-
-def _describe(error: httpx.HTTPError) -> str:
-    if isinstance(error, httpx.TimeoutException):
-        return f"timed out ({type(error).__name__})"
-    if isinstance(error, httpx.ConnectError):
-        return f"cannot connect ({error})"
-    return f"{type(error).__name__}: {error}"
