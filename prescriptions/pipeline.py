@@ -21,7 +21,7 @@ packages the resolution reaches (plus the few bound to no package), and judges e
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -197,6 +197,39 @@ def _admits(spec: VersionSpec, version: Version) -> bool:
 _VETOES: dict[tuple[int, str], tuple[CompiledUnit, Veto | None]] = {}
 _PROJECTS: dict[tuple[Any, ...], tuple[UnitIndex, _ProjectUnits]] = {}
 
+# A gate without ``dependencies`` is judged on the request's context alone: requests with the same
+# context (a CI job locking the same stack again) share the answers. Bounded, oldest out.
+_GATES_LIMIT = 256
+_GATES: dict[tuple[int, Hashable], tuple[UnitIndex, dict[int, bool]]] = {}
+
+
+def _shared_gates(index: UnitIndex, context: RequestContext) -> dict[int, bool]:
+    """The gate answers for *context* on *index*, shared when the context can be a key."""
+    try:
+        key: tuple[int, Hashable] = (
+            id(index),
+            (
+                context.recommendation_type,
+                context.runtime,
+                tuple(sorted(context.labels.items())),
+                None
+                if context.library_usage is None
+                else tuple(sorted((k, tuple(v)) for k, v in context.library_usage.items())),
+                context.authenticated,
+            ),
+        )
+        hash(key)
+    except TypeError:  # e.g. the base image's python_packages, a mapping
+        return {}
+    known = _GATES.get(key)
+    if known is not None and known[0] is index:
+        return known[1]
+    gates: dict[int, bool] = {}
+    if len(_GATES) >= _GATES_LIMIT:
+        del _GATES[next(iter(_GATES))]
+    _GATES[key] = (index, gates)
+    return gates
+
 
 @dataclass(frozen=True, slots=True)
 class _ProjectUnits:
@@ -297,7 +330,7 @@ class Pipeline:
         self._context = context
         self._advisories = {canonicalize_name(k): tuple(v) for k, v in (advisories or {}).items()}
         self._included: dict[str, bool] = {}
-        self._gates: dict[int, bool] = {}
+        self._gates = _shared_gates(index, context)
         self._for_package: dict[str, _ProjectUnits] = {}
         self._version = _parse_version
         unkeyed = index.unkeyed
