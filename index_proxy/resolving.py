@@ -9,6 +9,8 @@ files is fetched in concurrent batches, as the resolver asks for it.
 from __future__ import annotations
 
 import asyncio
+import itertools
+import operator
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -61,6 +63,13 @@ _NEEDS: dict[str, tuple[ServedFile, StoredFacts | None, int, FileNeeds]] = {}
 # Version strings normalized for the chosen-file keys; the same few hundred in every request.
 _NORMAL_LIMIT = 100_000
 _NORMAL: dict[str, str] = {}
+
+# The prescription vetoes of a project that its candidates can meet (see _Attempt._applicable), by
+# project, numbered candidate set and vetoes; bounded.
+_APPLICABLE_LIMIT = 20_000
+_APPLICABLE: dict[tuple[str, int | None, tuple[int, ...]], tuple[tuple[Veto, ...], list[Veto]]] = {}
+_CANDIDATE_SETS: dict[tuple[str, tuple[tuple[str, str | None, str | None], ...]], int] = {}
+_SET_NUMBERS = itertools.count()
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,6 +132,7 @@ class _Driver:
         self.index_urls = {index.name: index.url for index in services.config.indexes}
         # Kept across the resolutions of one request (the improvement search runs many).
         self._candidates: dict[str, list[Candidate]] = {}
+        self._candidate_sets: dict[str, int] = {}
         self._requires: dict[tuple[str, str], list[str] | BaseException] = {}
         self.chosen: dict[tuple[str, str], ChosenFile] = {}
         # project -> versions none of whose files fit, with why each file does not
@@ -141,6 +151,27 @@ class _Driver:
             found = await self._load_candidates(wanted)
             self._candidates.update(zip(wanted, found, strict=True))
         return [self._candidates[p] for p in projects]
+
+    def known_candidates(self, project: str) -> list[Candidate] | None:
+        """The candidates of *project* if they were loaded in this request already."""
+        return self._candidates.get(project)
+
+    def candidate_set(self, project: str) -> int | None:
+        """A number that is the same for the same candidates of *project* (what each offers:
+        version, index), in any request; None while they are not loaded."""
+        known = self._candidate_sets.get(project)
+        if known is None:
+            candidates = self._candidates.get(project)
+            if candidates is None:
+                return None
+            signature = (project, tuple((c.version, c.index, c.index_url) for c in candidates))
+            known = _CANDIDATE_SETS.get(signature)
+            if known is None:
+                if len(_CANDIDATE_SETS) >= _APPLICABLE_LIMIT:
+                    _CANDIDATE_SETS.clear()  # numbers are never reused: a cleared set only misses
+                known = _CANDIDATE_SETS[signature] = next(_SET_NUMBERS)
+            self._candidate_sets[project] = known
+        return known
 
     async def _load_candidates(self, projects: Sequence[str]) -> list[list[Candidate]]:
         if self.advice is not None and self.advice.advisories_for is not None:
@@ -407,11 +438,46 @@ class _Attempt:
         self.pipeline = pipeline
         self.skip = set(pipeline.skipped())
         self.learned: dict[str, list[Veto]] = {}
+        self.rule_vetoes: dict[str, list[Veto]] = {}
         self.drop_edges: set[tuple[str, str, str]] = set()
         self.additions: list[str] = []
 
     def vetoes_for(self, project: str) -> list[Veto]:
-        return [*self.pipeline.vetoes_for(project), *self.learned.get(project, ())]
+        rules = self.rule_vetoes.get(project)
+        if rules is None:
+            rules = self._applicable(project, self.pipeline.vetoes_for(project))
+            self.rule_vetoes[project] = rules
+        return [*rules, *self.learned.get(project, ())]
+
+    def _applicable(self, project: str, vetoes: list[Veto]) -> list[Veto]:
+        """*vetoes* less those whose condition on *project* none of its candidates meets.
+
+        Such a veto can never apply (the solver skips it too, having built a mask of nothing),
+        and with tens of thousands of rules most vetoes are about versions an index does not
+        offer. The solver's candidates of a project are among the driver's, never more. The
+        rules' vetoes are the same objects in every request and a project's candidates mostly
+        too, so the answer is kept for them.
+        """
+        candidates = self.driver.known_candidates(project)
+        if candidates is None or not vetoes:
+            return vetoes
+        key = (project, self.driver.candidate_set(project), tuple(map(id, vetoes)))
+        known = _APPLICABLE.get(key)
+        if known is not None and all(map(operator.is_, known[0], vetoes)):
+            return known[1]
+        kept = [
+            veto
+            for veto in vetoes
+            if all(
+                any(condition.accepts(c) for c in candidates)
+                for condition in veto.conditions
+                if condition.project == project
+            )
+        ]
+        if len(_APPLICABLE) >= _APPLICABLE_LIMIT:
+            del _APPLICABLE[next(iter(_APPLICABLE))]
+        _APPLICABLE[key] = (tuple(vetoes), kept)
+        return kept
 
     async def run(self, trial: Trial) -> tuple[Resolution, Evaluation]:
         for _ in range(_LEARNING_ROUNDS):

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+import dataclasses
+from collections.abc import Hashable, Iterable, Iterator
 
+from packaging.specifiers import SpecifierSet
 from packaging.utils import canonicalize_name
 
 from prescriptions.compiler import CompiledUnit
+from prescriptions.model import ShouldInclude
 
 __all__ = ["UnitIndex"]
 
@@ -22,7 +25,16 @@ class UnitIndex:
     reproducible.
     """
 
-    __slots__ = ("_by_kind", "_by_name", "_by_package", "_units", "_unkeyed")
+    __slots__ = (
+        "_by_kind",
+        "_by_name",
+        "_by_package",
+        "_gate_values",
+        "_gates",
+        "_package_gates",
+        "_units",
+        "_unkeyed",
+    )
 
     def __init__(self, compiled: Iterable[CompiledUnit]) -> None:
         self._units: tuple[CompiledUnit, ...] = tuple(compiled)
@@ -43,6 +55,29 @@ class UnitIndex:
             by_kind.setdefault(unit.unit.kind, []).append(position)
             self._by_name.setdefault(unit.unit.name, position)
         self._by_kind: dict[str, tuple[int, ...]] = {kind: tuple(found) for kind, found in by_kind.items()}
+        # Tens of thousands of units share a handful of distinct should_include gates (most say
+        # only adviser_pipeline: true): a request judges each distinct gate once, not each unit.
+        signatures: dict[Hashable, int] = {}
+        gate_values: list[ShouldInclude] = []
+        self._gates: dict[str, int] = {}
+        for unit in self._units:
+            if unit.unit.name not in self._gates:
+                gate = unit.unit.should_include
+                signature = _signature(gate)
+                if signature not in signatures:
+                    signatures[signature] = len(gate_values)
+                    gate_values.append(gate)
+                self._gates[unit.unit.name] = signatures[signature]
+        self._gate_values: tuple[ShouldInclude, ...] = tuple(gate_values)
+        self._package_gates: dict[str, tuple[tuple[int, ...], tuple[str, ...]]] = {}
+        for name, positions in self._by_package.items():
+            units = [self._units[position].unit for position in positions]
+            self._package_gates[name] = (
+                tuple(
+                    dict.fromkeys(self._gates[u.name] for u in units if u.should_include.dependencies is None)
+                ),
+                tuple(dict.fromkeys(u.name for u in units if u.should_include.dependencies is not None)),
+            )
 
     def __len__(self) -> int:
         return len(self._units)
@@ -77,6 +112,20 @@ class UnitIndex:
         position = self._by_name.get(name)
         return None if position is None else self._units[position]
 
+    def gate_id(self, name: str) -> int | None:
+        """The same number for units whose ``should_include`` means the same (lines aside); None
+        for a name not in the index."""
+        return self._gates.get(name)
+
+    def gate(self, gate_id: int) -> ShouldInclude:
+        """The ``should_include`` numbered *gate_id* (one of the units that have it)."""
+        return self._gate_values[gate_id]
+
+    def package_gates(self, name: str) -> tuple[tuple[int, ...], tuple[str, ...]]:
+        """What decides which units of package *name* (normalized) take part in a request: the
+        distinct gates of its units without ``dependencies``, and the names of those with."""
+        return self._package_gates.get(name, ((), ()))
+
     def for_package(self, name: str) -> tuple[CompiledUnit, ...]:
         """The units bound to package *name* (any spelling; it is normalized)."""
         return tuple(self._units[position] for position in self._by_package.get(canonicalize_name(name), ()))
@@ -87,3 +136,24 @@ class UnitIndex:
         for name in names:
             positions.update(self._by_package.get(canonicalize_name(name), ()))
         return tuple(self._units[position] for position in sorted(positions))
+
+
+def _signature(value: object) -> Hashable:
+    """*value* (a gate or a part of it) as nested tuples, without the ``line`` fields."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return (
+            type(value).__name__,
+            tuple(
+                _signature(getattr(value, part.name))
+                for part in dataclasses.fields(value)
+                if part.name != "line"
+            ),
+        )
+    if isinstance(value, tuple | list):
+        return tuple(_signature(item) for item in value)
+    if isinstance(value, SpecifierSet):
+        return str(value)
+    if isinstance(value, dict):
+        return tuple(sorted((str(key), _signature(item)) for key, item in value.items()))
+    assert isinstance(value, Hashable)
+    return value

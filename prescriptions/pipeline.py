@@ -21,7 +21,7 @@ packages the resolution reaches (plus the few bound to no package), and judges e
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -32,7 +32,7 @@ from prescriptions.compiler import CompiledUnit
 from prescriptions.context import RequestContext
 from prescriptions.gate import should_include
 from prescriptions.index import UnitIndex
-from prescriptions.model import Justification, Match, PackageVersion, StackInfo
+from prescriptions.model import Justification, Match, PackageVersion, StackInfo, VersionSpec
 from resolver.models import Candidate
 from resolver.search import Replacement
 from resolver.units import Condition, Veto
@@ -155,19 +155,165 @@ class Annotations:
     advised_manifest_changes: tuple[Any, ...] = ()
 
 
-@dataclass
-class _Versions:
-    """Version strings parsed once per request."""
+# Shared by every request: a version string parses, and a specifier set admits a version, the same
+# way each time. The rules of a loaded index keep asking the same few thousand questions (each
+# resolution checks every veto, sieve and wrap of its packages), and packaging answers each in
+# microseconds; the answers are kept, bounded, oldest out.
+_CACHE_LIMIT = 200_000
+_VERSIONS: dict[str, Version | None] = {}
+_CONTAINS: dict[tuple[str, Version], bool] = {}
 
-    parsed: dict[str, Version | None] = field(default_factory=dict)
 
-    def __call__(self, text: str) -> Version | None:
-        if text not in self.parsed:
-            try:
-                self.parsed[text] = Version(text)
-            except InvalidVersion:
-                self.parsed[text] = None
-        return self.parsed[text]
+def _parse_version(text: str) -> Version | None:
+    try:
+        return _VERSIONS[text]
+    except KeyError:
+        pass
+    try:
+        parsed: Version | None = Version(text)
+    except InvalidVersion:
+        parsed = None
+    if len(_VERSIONS) >= _CACHE_LIMIT:
+        del _VERSIONS[next(iter(_VERSIONS))]
+    _VERSIONS[text] = parsed
+    return parsed
+
+
+def _admits(spec: VersionSpec, version: Version) -> bool:
+    """``spec`` contains ``version``, pre-releases included (see gate.py: defect 6 of Thoth)."""
+    key = (spec.text, version)
+    known = _CONTAINS.get(key)
+    if known is None:
+        known = spec.specifier.contains(version, prereleases=True)
+        if len(_CONTAINS) >= _CACHE_LIMIT:
+            del _CONTAINS[next(iter(_CONTAINS))]
+        _CONTAINS[key] = known
+    return known
+
+
+# Vetoes of a unit instance are the same in every request (only whether the unit takes part
+# changes): built once per (instance, project). The instance is kept in the entry, so an id reused
+# after an index is dropped never finds another instance's veto.
+_VETOES: dict[tuple[int, str], tuple[CompiledUnit, Veto | None]] = {}
+_PROJECTS: dict[tuple[Any, ...], tuple[UnitIndex, _ProjectUnits]] = {}
+
+# A gate without ``dependencies`` is judged on the request's context alone: requests with the same
+# context (a CI job locking the same stack again) share the answers. Bounded, oldest out.
+_GATES_LIMIT = 256
+_GATES: dict[tuple[int, Hashable], tuple[UnitIndex, dict[int, bool]]] = {}
+
+
+def _shared_gates(index: UnitIndex, context: RequestContext) -> dict[int, bool]:
+    """The gate answers for *context* on *index*, shared when the context can be a key."""
+    try:
+        key: tuple[int, Hashable] = (
+            id(index),
+            (
+                context.recommendation_type,
+                context.runtime,
+                tuple(sorted(context.labels.items())),
+                None
+                if context.library_usage is None
+                else tuple(sorted((k, tuple(v)) for k, v in context.library_usage.items())),
+                context.authenticated,
+            ),
+        )
+        hash(key)
+    except TypeError:  # e.g. the base image's python_packages, a mapping
+        return {}
+    known = _GATES.get(key)
+    if known is not None and known[0] is index:
+        return known[1]
+    gates: dict[int, bool] = {}
+    if len(_GATES) >= _GATES_LIMIT:
+        del _GATES[next(iter(_GATES))]
+    _GATES[key] = (index, gates)
+    return gates
+
+
+@dataclass(frozen=True, slots=True)
+class _ProjectUnits:
+    """The included instances of one project (then the unkeyed ones), and the subsets each stage
+    walks, in the same order. Shared by the requests that include the same units, with what was
+    worked out from them (by pin: the instances whose own-project condition the pin meets)."""
+
+    project: str
+    units: tuple[CompiledUnit, ...]
+    sieves: tuple[CompiledUnit, ...]
+    file_scores: tuple[CompiledUnit, ...]
+    evaluated: tuple[CompiledUnit, ...]
+    annotated: tuple[CompiledUnit, ...]
+    vetoes: list[tuple[Veto, ...]] = field(default_factory=list)
+    """Empty until first asked; then the one tuple of this project's vetoes."""
+    evaluated_by_pin: dict[tuple[str, str | None, str | None], tuple[CompiledUnit, ...]] = field(
+        default_factory=dict
+    )
+    annotated_by_pin: dict[tuple[str, str | None, str | None], tuple[CompiledUnit, ...]] = field(
+        default_factory=dict
+    )
+    sieve_by_file: dict[tuple[str, str | None, str | None], CompiledUnit | None] = field(default_factory=dict)
+    """(version, index, index URL) -> the first sieve that removes such a file, or None."""
+    score_by_file: dict[tuple[str, str | None, str | None], float] = field(default_factory=dict)
+
+    def evaluated_for(self, pin: ResolvedPin, version: Version) -> tuple[CompiledUnit, ...]:
+        """The evaluated instances whose ``package_version`` matches *pin* (of this project)."""
+        key = (pin.version, pin.index, pin.index_url)
+        found = self.evaluated_by_pin.get(key)
+        if found is None:
+            found = tuple(
+                u
+                for u in self.evaluated
+                if u.match is not None
+                and u.match.package_version is not None
+                and _matches(u.match.package_version, self.project, version, pin.index, pin.index_url)
+            )
+            self.evaluated_by_pin[key] = found
+        return found
+
+    def annotated_for(self, pin: ResolvedPin, version: Version | None) -> tuple[CompiledUnit, ...]:
+        """The annotated instances whose state conditions on this project *pin* meets (their
+        conditions on other projects are left to check)."""
+        if version is None:
+            return self.annotated
+        key = (pin.version, pin.index, pin.index_url)
+        found = self.annotated_by_pin.get(key)
+        if found is None:
+            found = tuple(u for u in self.annotated if self._own_state_holds(u, pin, version))
+            self.annotated_by_pin[key] = found
+        return found
+
+    def _own_state_holds(self, compiled: CompiledUnit, pin: ResolvedPin, version: Version) -> bool:
+        state = compiled.match.state if compiled.match is not None else None
+        if state is None:
+            return True
+        return all(
+            _matches(dependency, self.project, version, pin.index, pin.index_url)
+            for dependency in state.resolved_dependencies
+            if dependency.name == self.project
+        )
+
+
+_EVALUATED = frozenset(("step", "step.SkipPackage", "step.AddPackage", "pseudonym"))
+_ANNOTATED = frozenset(("wrap", "wrap.GHReleaseNotes", "stride"))
+
+
+def _project_units(project: str, units: tuple[CompiledUnit, ...]) -> _ProjectUnits:
+    return _ProjectUnits(
+        project=project,
+        units=units,
+        sieves=tuple(u for u in units if u.unit.kind == "sieve" and u.match is not None),
+        file_scores=tuple(
+            u
+            for u in units
+            if u.unit.kind == "step"
+            and getattr(u.unit.run, "score", None) is not None
+            and u.match is not None
+            and u.match.state is None
+            and u.match.package_version is not None
+        ),
+        evaluated=tuple(u for u in units if u.unit.kind in _EVALUATED and u.match is not None),
+        annotated=tuple(u for u in units if u.package is not None and u.unit.kind in _ANNOTATED),
+    )
 
 
 class Pipeline:
@@ -184,9 +330,14 @@ class Pipeline:
         self._context = context
         self._advisories = {canonicalize_name(k): tuple(v) for k, v in (advisories or {}).items()}
         self._included: dict[str, bool] = {}
-        self._for_package: dict[str, tuple[CompiledUnit, ...]] = {}
-        self._version = _Versions()
-        self._unkeyed = tuple(u for u in index.unkeyed if self.includes(u))
+        self._gates = _shared_gates(index, context)
+        self._for_package: dict[str, _ProjectUnits] = {}
+        self._version = _parse_version
+        unkeyed = index.unkeyed
+        self._unkeyed_included = tuple(self.includes(u) for u in unkeyed)
+        self._unkeyed = tuple(
+            u for u, included in zip(unkeyed, self._unkeyed_included, strict=True) if included
+        )
         self._penalty = ADVISORY_PENALTY.get(context.recommendation_type, 0.0)
         self._fired_sieves: dict[str, CompiledUnit] = {}
 
@@ -206,9 +357,22 @@ class Pipeline:
         name = compiled.unit.name
         known = self._included.get(name)
         if known is None:
-            self._included[name] = False  # a dependency cycle is not included
-            known = should_include(compiled.unit.should_include, self._context, self._depends_on)
+            gate = compiled.unit.should_include
+            gate_id = self._index.gate_id(name) if gate.dependencies is None else None
+            if gate_id is not None:
+                known = self._gate(gate_id)
+            else:
+                self._included[name] = False  # a dependency cycle is not included
+                known = should_include(gate, self._context, self._depends_on)
             self._included[name] = known
+        return known
+
+    def _gate(self, gate_id: int) -> bool:
+        """Whether a ``should_include`` without ``dependencies`` admits this request."""
+        known = self._gates.get(gate_id)
+        if known is None:
+            known = should_include(self._index.gate(gate_id), self._context, self._depends_on)
+            self._gates[gate_id] = known
         return known
 
     def _depends_on(self, bucket: str, name: str) -> bool:
@@ -217,10 +381,30 @@ class Pipeline:
 
     def units_for(self, project: str) -> tuple[CompiledUnit, ...]:
         """The included instances bound to *project*, then those bound to no package."""
+        return self._project(project).units
+
+    def _project(self, project: str) -> _ProjectUnits:
         found = self._for_package.get(project)
         if found is None:
-            keyed = tuple(u for u in self._index.for_package(project) if self.includes(u))
-            found = keyed + self._unkeyed
+            # Which of the project's units take part follows from a few gates; the same answers
+            # in another request give the same units, so the split is kept across requests.
+            gate_ids, dependent = self._index.package_gates(project)
+            key = (
+                id(self._index),
+                project,
+                tuple(self._gate(gate_id) for gate_id in gate_ids),
+                tuple(self.includes(named) for name in dependent if (named := self._index.named(name))),
+                self._unkeyed_included,
+            )
+            known = _PROJECTS.get(key)
+            if known is not None and known[0] is self._index:
+                found = known[1]
+            else:
+                keyed = tuple(u for u in self._index.for_package(project) if self.includes(u))
+                found = _project_units(project, keyed + self._unkeyed)
+                if len(_PROJECTS) >= _CACHE_LIMIT:
+                    del _PROJECTS[next(iter(_PROJECTS))]
+                _PROJECTS[key] = (self._index, found)
             self._for_package[project] = found
         return found
 
@@ -262,13 +446,25 @@ class Pipeline:
         parsed = self._version(version)
         if parsed is None:
             return None
-        for compiled in self.units_for(project):
-            if compiled.unit.kind != "sieve" or compiled.match is None:
-                continue
-            matcher = compiled.match.package_version
-            if matcher is not None and _matches(matcher, project, parsed, index, index_url):
-                self._fired_sieves.setdefault(compiled.unit.name, compiled)
-                return f"removed by {compiled.unit.name}"
+        units = self._project(project)
+        key = (version, index, index_url)
+        if key in units.sieve_by_file:
+            fired = units.sieve_by_file[key]
+        else:
+            fired = next(
+                (
+                    compiled
+                    for compiled in units.sieves
+                    if compiled.match is not None
+                    and compiled.match.package_version is not None
+                    and _matches(compiled.match.package_version, project, parsed, index, index_url)
+                ),
+                None,
+            )
+            units.sieve_by_file[key] = fired
+        if fired is not None:
+            self._fired_sieves.setdefault(fired.unit.name, fired)
+            return f"removed by {fired.unit.name}"
         if self._context.recommendation_type == "security":
             for advisory in self._advisories.get(project, ()):
                 if advisory.affects(parsed):
@@ -280,28 +476,40 @@ class Pipeline:
         parsed = self._version(version)
         if parsed is None:
             return 0.0
-        total = 0.0
-        for compiled in self.units_for(project):
-            score = getattr(compiled.unit.run, "score", None)
-            match = compiled.match
-            if compiled.unit.kind != "step" or score is None or match is None or match.state is not None:
-                continue
-            if match.package_version is not None and _matches(
-                match.package_version, project, parsed, index, index_url
-            ):
-                total += _clip(score)
+        units = self._project(project)
+        key = (version, index, index_url)
+        total = units.score_by_file.get(key)
+        if total is None:
+            total = 0.0
+            for compiled in units.file_scores:
+                match = compiled.match
+                assert match is not None and match.package_version is not None
+                if _matches(match.package_version, project, parsed, index, index_url):
+                    total += _clip(compiled.unit.run.score)
+            units.score_by_file[key] = total
         return total
 
     # -- during resolution ---------------------------------------------------------------
 
     def vetoes_for(self, project: str) -> list[Veto]:
         """The vetoes that involve *project* (the solver asks when the project enters the graph)."""
-        vetoes = []
-        for compiled in self.units_for(project):
-            veto = self._veto(compiled, project)
-            if veto is not None:
-                vetoes.append(veto)
-        return vetoes
+        units = self._project(project)
+        if not units.vetoes:
+            vetoes = []
+            for compiled in units.units:
+                key = (id(compiled), project)
+                known = _VETOES.get(key)
+                if known is not None and known[0] is compiled:
+                    veto = known[1]
+                else:
+                    veto = self._veto(compiled, project)
+                    if len(_VETOES) >= _CACHE_LIMIT:
+                        del _VETOES[next(iter(_VETOES))]
+                    _VETOES[key] = (compiled, veto)
+                if veto is not None:
+                    vetoes.append(veto)
+            units.vetoes[:] = [tuple(vetoes)]
+        return list(units.vetoes[0])
 
     def _veto(self, compiled: CompiledUnit, project: str) -> Veto | None:
         unit, match = compiled.unit, compiled.match
@@ -337,7 +545,7 @@ class Pipeline:
 
     def _condition(self, matcher: PackageVersion, project: str) -> Condition:
         name = matcher.name or project
-        version = self._version
+        version = _parse_version  # not per request: the veto is kept for later requests
 
         def accepts(candidate: Candidate) -> bool:
             parsed = version(candidate.version)
@@ -368,18 +576,9 @@ class Pipeline:
             parsed = self._version(pin.version)
             if parsed is None:
                 continue
-            for compiled in self.units_for(project):
+            for compiled in self._project(project).evaluated_for(pin, parsed):
                 unit, match = compiled.unit, compiled.match
-                if match is None or unit.kind not in (
-                    "step",
-                    "step.SkipPackage",
-                    "step.AddPackage",
-                    "pseudonym",
-                ):
-                    continue
-                matcher = match.package_version
-                if matcher is None or not _matches(matcher, project, parsed, pin.index, pin.index_url):
-                    continue
+                assert match is not None
                 run: Any = unit.run
                 if unit.kind == "pseudonym":
                     alternatives.append(_replacement(compiled, project, pin.version))
@@ -479,7 +678,8 @@ class Pipeline:
                 stack_info.extend(_stack_notes(found.unit.run.stack_info, found))
         candidates = list(self._unkeyed)
         for project in sorted(graph.pins):
-            candidates.extend(u for u in self.units_for(project) if u.package is not None)
+            pin = graph.pins[project]
+            candidates.extend(self._project(project).annotated_for(pin, self._version(pin.version)))
         for compiled in candidates:
             unit, match = compiled.unit, compiled.match
             if unit.kind not in ("wrap", "wrap.GHReleaseNotes", "stride") or unit.name in seen:
@@ -505,7 +705,7 @@ def _matches(
 ) -> bool:
     if matcher.name is not None and matcher.name != project:
         return False
-    if matcher.version is not None and not matcher.version.specifier.contains(version, prereleases=True):
+    if matcher.version is not None and not _admits(matcher.version, version):
         return False
     if matcher.develop:
         return False  # index-proxy resolves no editable (develop) packages
@@ -544,12 +744,26 @@ def _replacement(compiled: CompiledUnit, project: str, version: str) -> Replacem
     return Replacement(project, canonicalize_name(target.name or project), yielded, compiled.unit.name)
 
 
-def _stack_notes(entries: Sequence[StackInfo], compiled: CompiledUnit) -> list[Note]:
-    return [Note(e.type, e.message, e.url, source=compiled.unit.name) for e in entries]
+# A unit's notes are the same in every request: made once per instance (kept with it, see _VETOES).
+_NOTES: dict[tuple[int, int, str], tuple[CompiledUnit, tuple[Note, ...]]] = {}
 
 
-def _justification_notes(entries: Sequence[Justification], compiled: CompiledUnit) -> list[Note]:
-    return [
+def _stack_notes(entries: Sequence[StackInfo], compiled: CompiledUnit) -> tuple[Note, ...]:
+    key = (id(compiled), id(entries), "stack_info")
+    known = _NOTES.get(key)
+    if known is not None and known[0] is compiled:
+        return known[1]
+    notes = tuple(Note(e.type, e.message, e.url, source=compiled.unit.name) for e in entries)
+    _remember_notes(key, compiled, notes)
+    return notes
+
+
+def _justification_notes(entries: Sequence[Justification], compiled: CompiledUnit) -> tuple[Note, ...]:
+    key = (id(compiled), id(entries), "justification")
+    known = _NOTES.get(key)
+    if known is not None and known[0] is compiled:
+        return known[1]
+    notes = tuple(
         Note(
             e.type,
             e.message,
@@ -560,7 +774,15 @@ def _justification_notes(entries: Sequence[Justification], compiled: CompiledUni
             cve_id=e.cve_id,
         )
         for e in entries
-    ]
+    )
+    _remember_notes(key, compiled, notes)
+    return notes
+
+
+def _remember_notes(key: tuple[int, int, str], compiled: CompiledUnit, notes: tuple[Note, ...]) -> None:
+    if len(_NOTES) >= _CACHE_LIMIT:
+        del _NOTES[next(iter(_NOTES))]
+    _NOTES[key] = (compiled, notes)
 
 
 def _release_notes(compiled: CompiledUnit, graph: ResolvedGraph) -> list[Note]:
