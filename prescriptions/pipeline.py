@@ -197,6 +197,11 @@ def _admits(spec: VersionSpec, version: Version) -> bool:
 _VETOES: dict[tuple[int, str], tuple[CompiledUnit, Veto | None]] = {}
 _PROJECTS: dict[tuple[Any, ...], tuple[UnitIndex, _ProjectUnits]] = {}
 
+# The skipping units of an index, and the projects they skip for each set of gate answers: the
+# same few answers in every request, against hundreds of units walked.
+_SKIPPERS: dict[int, tuple[UnitIndex, tuple[CompiledUnit, ...], tuple[int, ...] | None]] = {}
+_SKIPPED: dict[tuple[int, tuple[bool, ...]], tuple[UnitIndex, frozenset[str]]] = {}
+
 # A gate without ``dependencies`` is judged on the request's context alone: requests with the same
 # context (a CI job locking the same stack again) share the answers. Bounded, oldest out.
 _GATES_LIMIT = 256
@@ -429,17 +434,34 @@ class Pipeline:
 
     def skipped(self) -> frozenset[str]:
         """Projects every ``sieve.SkipPackage`` (and state-less ``step.SkipPackage``) drops."""
-        names = {
-            u.package
-            for u in self._index.of_kind("sieve.SkipPackage")
-            if u.package is not None and self.includes(u)
-        }
-        names.update(
-            u.package
-            for u in self._index.of_kind("step.SkipPackage")
-            if u.package is not None and u.match is not None and u.match.state is None and self.includes(u)
-        )
-        return frozenset(names)
+        index = self._index
+        known = _SKIPPERS.get(id(index))
+        if known is None or known[0] is not index:
+            units = tuple(
+                u
+                for u in (*index.of_kind("sieve.SkipPackage"), *index.of_kind("step.SkipPackage"))
+                if u.package is not None
+                and (u.unit.kind == "sieve.SkipPackage" or (u.match is not None and u.match.state is None))
+            )
+            ids = [
+                index.gate_id(u.unit.name) if u.unit.should_include.dependencies is None else None
+                for u in units
+            ]
+            gates = None if None in ids else tuple(sorted({i for i in ids if i is not None}))
+            known = (index, units, gates)
+            _SKIPPERS[id(index)] = known
+        _, units, gates = known
+        if gates is None:  # a gate depends on other units: judged unit by unit
+            return frozenset(u.package for u in units if u.package is not None and self.includes(u))
+        key = (id(index), tuple(self._gate(gate) for gate in gates))
+        cached = _SKIPPED.get(key)
+        if cached is None or cached[0] is not index:
+            names = frozenset(u.package for u in units if u.package is not None and self.includes(u))
+            if len(_SKIPPED) >= 64:
+                del _SKIPPED[next(iter(_SKIPPED))]
+            cached = (index, names)
+            _SKIPPED[key] = cached
+        return cached[1]
 
     def sieve(self, project: str, version: str, index: str | None, index_url: str | None) -> str | None:
         """Why a file of *project* at *version* from *index* is removed; None when it stays."""

@@ -11,7 +11,7 @@ remove resolutions, never make one valid. Prescriptions (:mod:`prescriptions`) c
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from resolver.models import Candidate
 
@@ -48,10 +48,10 @@ class Veto:
     source: str
     key: str = ""
 
+    projects: frozenset[str] = field(init=False, compare=False, repr=False)
+    """The projects the conditions are about (worked out once: the solver asks for every veto)."""
+
     def __post_init__(self) -> None:
         if not self.conditions:
             raise ValueError("a veto needs at least one condition")
-
-    @property
-    def projects(self) -> frozenset[str]:
-        return frozenset(condition.project for condition in self.conditions)
+        object.__setattr__(self, "projects", frozenset(c.project for c in self.conditions))

@@ -330,3 +330,35 @@ units:
 """
     assert pipeline(text).sieve("b", "1", None, None) is None
     assert pipeline(text, RequestContext(labels={"team": "ml"})).sieve("b", "1", None, None) is not None
+
+
+SKIPS = """
+units:
+  sieves:
+  - name: SkipTypingBackport
+    type: sieve.SkipPackage
+    should_include: {adviser_pipeline: true, runtime_environments: {python_version: ">=3.7"}}
+    match: {package_name: typing}
+    run: {stack_info: []}
+  steps:
+  - name: SkipEnum34
+    type: step.SkipPackage
+    should_include: {adviser_pipeline: true, labels: {team: ml}}
+    match: {package_version: {name: enum34}}
+    run: {stack_info: []}
+"""
+
+
+def test_skipped_projects_follow_each_requests_gates() -> None:
+    units, problems = parse(SKIPS)
+    assert not problems
+    index = UnitIndex(compile_units(units))
+    old = RequestContext(runtime=RuntimeFacts(python_version="3.6"))
+    new = RequestContext(runtime=RuntimeFacts(python_version="3.11"), labels={"team": "ml"})
+    # Asked in turn, so that an answer kept from one request would show in the next.
+    for _ in range(2):
+        assert Pipeline(index, old).skipped() == frozenset()
+        assert Pipeline(index, new).skipped() == {"typing", "enum34"}
+        assert Pipeline(index, RequestContext(runtime=RuntimeFacts(python_version="3.11"))).skipped() == {
+            "typing"
+        }
