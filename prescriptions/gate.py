@@ -5,7 +5,8 @@ Thoth's semantics, with its defects fixed (see docs/prescriptions.md):
 - ``library_usage`` considers every symbol the client reported, not only the first: a unit
   registers when, for each library it names, the client used one of the listed symbols;
 - ``cuda_version: null`` (and the other versions) means "not present", not "anything";
-- ``hardware`` entries are alternatives (any entry may match), as Thoth's documentation reads;
+- ``hardware`` entries must all hold, as in Thoth's engine (its documentation reads them as
+  alternatives; the linter reports entries that contradict each other);
 - specifiers match pre-releases too;
 - checks on base-image content (``abi``, ``rpm_packages``, ``python_packages``) all apply; when
   the request carries no such content, a unit that asks about it is not included.

@@ -362,3 +362,21 @@ def test_skipped_projects_follow_each_requests_gates() -> None:
         assert Pipeline(index, RequestContext(runtime=RuntimeFacts(python_version="3.11"))).skipped() == {
             "typing"
         }
+
+
+def test_every_hardware_entry_must_hold_as_in_thoths_engine() -> None:
+    text = """
+units:
+  sieves:
+  - name: Avx2AndGpu
+    type: sieve
+    should_include:
+      adviser_pipeline: true
+      runtime_environments: {hardware: [{cpu_flags: [avx2]}, {gpu_models: {not: [null]}}]}
+    match: {package_version: {name: a}}
+    run: {stack_info: []}
+"""
+    both = RuntimeFacts(cpu_flags=frozenset({"avx2"}), gpu_model="T4")
+    assert pipeline(text, RequestContext(runtime=both)).sieve("a", "1", None, None) is not None
+    for one in (RuntimeFacts(cpu_flags=frozenset({"avx2"})), RuntimeFacts(gpu_model="T4")):
+        assert pipeline(text, RequestContext(runtime=one)).sieve("a", "1", None, None) is None
