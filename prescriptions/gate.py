@@ -89,10 +89,8 @@ def _runtime_matches(wanted: RuntimeEnvironments, runtime: RuntimeFacts) -> bool
         for entry in wanted.operating_systems
     ):
         return False
-    if (
-        wanted.hardware is not None
-        and wanted.hardware
-        and not any(_hardware_matches(entry, runtime) for entry in wanted.hardware)
+    if wanted.hardware is not None and not all(
+        _hardware_matches(entry, runtime) for entry in wanted.hardware
     ):
         return False
     versions = (
