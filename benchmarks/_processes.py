@@ -10,14 +10,16 @@ import collections
 import contextlib
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 __all__ = [
@@ -159,3 +161,13 @@ def other_busy_processes(seconds: float = 1.0, label: Callable[[int, str], str] 
         busy[label(pid, name) if label else name] += (ticks - before[pid][1]) / tick / seconds
     shown = [f"{name} {share:.0%}" for name, share in busy.most_common() if share >= 0.1]
     return ", ".join(shown) or "none"
+
+
+@contextlib.contextmanager
+def scratch_dir(prefix: str) -> Iterator[Path]:
+    """A temporary folder for one benchmark run, removed afterwards."""
+    path = Path(tempfile.mkdtemp(prefix=prefix))
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)

@@ -52,13 +52,13 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import resolve as corpus
-from _processes import Server, first_line, free_port, log, other_busy_processes, yes
+from _processes import Server, first_line, free_port, log, other_busy_processes, scratch_dir, yes
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -822,15 +822,6 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return args
 
 
-@contextlib.contextmanager
-def scratch_dir() -> Iterator[Path]:
-    path = Path(tempfile.mkdtemp(prefix="index-proxy-prescriptions-bench-"))
-    try:
-        yield path
-    finally:
-        shutil.rmtree(path, ignore_errors=True)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     global SERVER_CPU, CLIENT_CPU
     args = parse_args(argv)
@@ -848,7 +839,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     versions = corpus_versions(wheels)
     trees = {size: generate_tree(size, versions) for size in sorted(set(args.sizes))}
     base = corpus.resolve_payload(corpus.machine_environment())
-    with scratch_dir() as run:
+    with scratch_dir("index-proxy-prescriptions-bench-") as run:
         loads = []
         caches = {}
         for size, (tree, _stats) in trees.items():

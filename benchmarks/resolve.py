@@ -62,7 +62,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -72,6 +72,7 @@ from _processes import (
     free_port,
     log,
     other_busy_processes,
+    scratch_dir,
     version_of,
     yes,
 )
@@ -1063,15 +1064,6 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return args
 
 
-@contextlib.contextmanager
-def scratch_dir() -> Iterator[Path]:
-    path = Path(tempfile.mkdtemp(prefix="index-proxy-resolve-bench-"))
-    try:
-        yield path
-    finally:
-        shutil.rmtree(path, ignore_errors=True)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     shown = sys.argv[1:] if argv is None else list(argv)
@@ -1086,7 +1078,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     load_before, busy_before = load_average(), other_busy_processes()
     wheels = build_corpus(args.refresh_corpus)
     payload = resolve_payload(machine_environment())
-    with scratch_dir() as run:
+    with scratch_dir("index-proxy-resolve-bench-") as run:
         results = bench(wheels, payload, args.rounds, not args.skip_pip, run)
         ours_warm, uv_warm = median(results["ours-warm"]), median(results["uv-warm"])
         ours_cold, uv_cold = median(results["ours-cold"]), median(results["uv-cold"])
