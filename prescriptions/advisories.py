@@ -207,16 +207,31 @@ class Advisory:
                 VersionRange(
                     item["type"],
                     tuple(
-                        Event(kind, None if text == "0" else Version(text))
+                        Event(kind, None if text == "0" else _stored_version(text))
                         for event in item["events"]
                         for kind, text in event.items()
                     ),
                 )
                 for item in data["ranges"]
             ),
-            versions=tuple(Version(text) for text in data["versions"]),
+            versions=tuple(_stored_version(text) for text in data["versions"]),
             problems=tuple(data["problems"]),
         )
+
+
+# The advisories of one project list the same releases over and over (every TensorFlow advisory
+# names its ~300 affected versions): parse each text once per process. Bounded, cleared when full.
+_STORED_VERSIONS: dict[str, Version] = {}
+_STORED_VERSIONS_LIMIT = 200_000
+
+
+def _stored_version(text: str) -> Version:
+    version = _STORED_VERSIONS.get(text)
+    if version is None:
+        if len(_STORED_VERSIONS) >= _STORED_VERSIONS_LIMIT:
+            _STORED_VERSIONS.clear()
+        version = _STORED_VERSIONS[text] = Version(text)
+    return version
 
 
 @dataclass(frozen=True, slots=True)
