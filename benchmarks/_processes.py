@@ -171,3 +171,18 @@ def scratch_dir(prefix: str) -> Iterator[Path]:
         yield path
     finally:
         shutil.rmtree(path, ignore_errors=True)
+
+
+def cpu_model_and_memory() -> tuple[str, str]:
+    """This machine's CPU model name and memory ("?" where /proc does not say), for result notes."""
+    model = "?"
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    memory = "?"
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        kib = int(Path("/proc/meminfo").read_text().split("\n", 1)[0].split()[1])
+        memory = f"{kib / 1024 / 1024:.0f} GiB"
+    return model, memory

@@ -59,6 +59,8 @@ PEERS = HERE / ".venv-peers"
 AUDITWHEEL = PEERS / "bin" / "auditwheel"
 
 sys.path.insert(0, str(ROOT))
+from _processes import cpu_model_and_memory  # noqa: E402  (this folder is on the path when run as a script)
+
 from analyzers import Facts, analyze  # noqa: E402  (the repository root is put on the path above)
 
 GOAL = 5.0
@@ -566,11 +568,7 @@ def totals_table(sides: Sequence[Side], megabytes: float, ours: Side) -> list[st
 
 
 def machine_notes(auditwheel_version: str, load_before: str, load_after: str, repeat: int) -> list[str]:
-    model = "?"
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            model = line.split(":", 1)[1].strip()
-            break
+    model, _ = cpu_model_and_memory()
     head = subprocess.run(
         ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False
     ).stdout.strip()

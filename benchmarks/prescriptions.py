@@ -58,7 +58,16 @@ from pathlib import Path
 from typing import Any
 
 import resolve as corpus
-from _processes import Server, first_line, free_port, log, other_busy_processes, scratch_dir, yes
+from _processes import (
+    Server,
+    cpu_model_and_memory,
+    first_line,
+    free_port,
+    log,
+    other_busy_processes,
+    scratch_dir,
+    yes,
+)
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -679,16 +688,7 @@ def _median(values: Sequence[float]) -> float:
 
 
 def machine_notes(load_before: str, load_after: str, busy_before: str, busy_after: str) -> list[str]:
-    model = "?"
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    memory = "?"
-    with contextlib.suppress(OSError, ValueError, IndexError):
-        kib = int(Path("/proc/meminfo").read_text().split("\n", 1)[0].split()[1])
-        memory = f"{kib / 1024 / 1024:.0f} GiB"
+    model, memory = cpu_model_and_memory()
     changed = subprocess.run(
         ["git", "-C", str(ROOT), "status", "--porcelain", "--", "index_proxy", "resolver", "prescriptions"],
         capture_output=True,

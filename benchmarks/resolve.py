@@ -68,6 +68,7 @@ from typing import Any
 
 from _processes import (
     Server,
+    cpu_model_and_memory,
     first_line,
     free_port,
     log,
@@ -844,16 +845,7 @@ def compare(ours: dict[str, str], theirs: dict[str, str]) -> list[str]:
 
 
 def machine_notes(load_before: str, load_after: str, busy_before: str, busy_after: str) -> list[str]:
-    model = "?"
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    memory = "?"
-    with contextlib.suppress(OSError, ValueError, IndexError):
-        kib = int(Path("/proc/meminfo").read_text().split("\n", 1)[0].split()[1])
-        memory = f"{kib / 1024 / 1024:.0f} GiB"
+    model, memory = cpu_model_and_memory()
     pins = (
         f"index-proxy pinned to core {SERVER_CPU}, clients (uv, pip, this script's HTTP client) to "
         f"core {CLIENT_CPU} (taskset)"

@@ -57,6 +57,7 @@ from pathlib import Path
 
 from _processes import (
     Server,
+    cpu_model_and_memory,
     first_line,
     free_port,
     log,
@@ -999,12 +1000,7 @@ def _ms(value: float) -> str:
 
 
 def _machine_notes(args: argparse.Namespace, load_before: str, load_after: str) -> list[str]:
-    model = "?"
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
+    model, _ = cpu_model_and_memory()
     python = PEERS / "bin" / "python"
     load_tool = "wrk " + version_of(["wrk", "--version"]) if shutil.which("wrk") else "python asyncio client"
     return [
